@@ -1,0 +1,97 @@
+//! Journal events: every state change of the engine, as a value.
+//!
+//! A sale, its charges, its cap use and its dedupe entries are one
+//! [`LeadSold`] event, written as one journal record, so a crash can never
+//! leave half a sale. Replaying the events in order rebuilds the engine's
+//! state exactly (see `Engine::apply`).
+
+use crate::ids::{LeadId, PingId};
+use crate::lead::{Lead, Ping, SaleType};
+use serde::{Deserialize, Serialize};
+
+/// Version of the event encoding; journals record it per record and refuse
+/// versions they do not know.
+pub const EVENT_FORMAT_VERSION: u16 = 1;
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// A ping was answered with bids and a price lock.
+    PingIssued(PingIssued),
+    /// A lead was sold (after a ping, or by direct post).
+    LeadSold(LeadSold),
+}
+
+impl Event {
+    /// Event time, Unix milliseconds.
+    pub fn at_ms(&self) -> i64 {
+        match self {
+            Event::PingIssued(p) => p.issued_at_ms,
+            Event::LeadSold(s) => s.sold_at_ms,
+        }
+    }
+}
+
+/// A bid as remembered with its ping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BidRecord {
+    /// Campaign that bid.
+    pub campaign_id: String,
+    /// Buyer owning the campaign.
+    pub buyer_id: String,
+    /// Exclusive or shared.
+    pub sale_type: SaleType,
+    /// What the buyer is charged, cents.
+    pub buyer_price_cents: u64,
+    /// What the seller is paid (buyer price less margin), cents.
+    pub seller_price_cents: u64,
+}
+
+/// A ping answered with bids (pings with no bid are not journaled).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingIssued {
+    /// Ping id.
+    pub ping_id: PingId,
+    /// Seller that pinged.
+    pub seller_id: String,
+    /// When, Unix ms.
+    pub issued_at_ms: i64,
+    /// End of the price lock, Unix ms.
+    pub expires_at_ms: i64,
+    /// Hash of the ping for idempotent re-pings.
+    pub request_hash: u64,
+    /// The ping.
+    pub ping: Ping,
+    /// Bids, in bid-index order.
+    pub bids: Vec<BidRecord>,
+}
+
+/// One buyer's purchase of a lead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SaleRecord {
+    /// Index of the bid in its ping (direct posts: position in the auction).
+    pub bid_index: u8,
+    /// The bid.
+    pub bid: BidRecord,
+    /// Dedupe key inserted for this sale (0 when the campaign does not dedupe).
+    pub dedupe_key: u64,
+    /// When the dedupe entry lapses, Unix ms.
+    pub dedupe_expires_at_ms: i64,
+}
+
+/// A sold lead and every sale of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeadSold {
+    /// Lead id.
+    pub lead_id: LeadId,
+    /// The ping it was sold under; `None` for direct posts.
+    pub ping_id: Option<PingId>,
+    /// Seller.
+    pub seller_id: String,
+    /// When, Unix ms. Cap periods are computed from this time.
+    pub sold_at_ms: i64,
+    /// The full lead, PII included (needed for delivery).
+    pub lead: Lead,
+    /// The sales, one per buyer.
+    pub sales: Vec<SaleRecord>,
+}
