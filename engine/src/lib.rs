@@ -30,6 +30,7 @@
 
 pub mod clock;
 pub mod event;
+pub mod geo;
 pub mod ids;
 pub mod journal;
 pub mod lead;
