@@ -40,3 +40,13 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::Event;
 pub use ids::{BidId, LeadId, PingId};
 pub use journal::{Journal, JournalError, JournalReader, MemoryJournal};
+pub mod auction;
+pub mod counters;
+pub mod engine;
+pub mod hash;
+pub mod index;
+pub mod localtime;
+pub mod snapshot;
+
+pub use auction::NoBidReason;
+pub use engine::{DirectOutcome, Engine, EngineError, PingAnswer, Settlement};

@@ -1,0 +1,816 @@
+//! The engine: pings, posts, settlement, replay.
+//!
+//! Flow of a sale (the server drives it):
+//! 1. [`Engine::post`] (or [`Engine::direct_post`]) checks the post, inserts
+//!    dedupe entries atomically and charges budgets and caps exactly. Nothing
+//!    is acknowledged yet; the ping is marked *settling* so a concurrent post
+//!    of the same ping gets `ping_already_used`.
+//! 2. The caller appends [`Settlement::event`] to the journal and waits for
+//!    durability.
+//! 3. Durable: [`Engine::commit`]. Failed: [`Engine::rollback`] gives every
+//!    charge and dedupe entry back and reopens the ping.
+//!
+//! On restart, [`Engine::apply`] replays journaled events to rebuild exactly
+//! the committed state.
+
+use crate::auction::{campaign_local_time, run_auction, NoBidReason, Scratch};
+use crate::clock::Clock;
+use crate::counters::{CampaignCounters, Charge, CounterReading};
+use crate::event::{BidRecord, Event, LeadSold, PingIssued, SaleRecord};
+use crate::hash::stable_hash;
+use crate::ids::{BidId, LeadId, PingId};
+use crate::lead::{Lead, LeadAttributes, Ping, SaleType};
+use crate::localtime::LocalTime;
+use crate::snapshot::{CounterRegistry, Seller, Snapshot};
+use crate::spec::{DedupeScope, EngineSettings, MarketplaceSpec, SpecError};
+use arc_swap::ArcSwap;
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use parking_lot::Mutex;
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+const PING_OPEN: u8 = 0;
+const PING_SETTLING: u8 = 1;
+const PING_USED: u8 = 2;
+
+/// Most rounds a direct post cascades to the next bids when every winner of
+/// a round refused (duplicate, budget, cap).
+const DIRECT_POST_ROUNDS_MAX: usize = 3;
+
+/// A bid held under a price lock.
+#[derive(Debug, Clone)]
+pub struct PendingBid {
+    /// Campaign id.
+    pub campaign_id: Arc<str>,
+    /// Buyer id.
+    pub buyer_id: Arc<str>,
+    /// Buyer alias shown to the seller.
+    pub buyer_name: Arc<str>,
+    /// Exclusive or shared.
+    pub sale_type: SaleType,
+    /// Buyer pays, cents.
+    pub buyer_price_cents: u64,
+    /// Seller gets, cents.
+    pub seller_price_cents: u64,
+}
+
+/// A ping answered with bids, waiting for its post.
+#[derive(Debug)]
+pub struct PendingPing {
+    /// Id.
+    pub id: PingId,
+    /// Seller id.
+    pub seller_id: Arc<str>,
+    /// Issue time, Unix ms.
+    pub issued_at_ms: i64,
+    /// End of the price lock, Unix ms.
+    pub expires_at_ms: i64,
+    /// Hash for idempotent re-pings.
+    pub request_hash: u64,
+    /// The ping.
+    pub ping: Ping,
+    /// Bids by index.
+    pub bids: Vec<PendingBid>,
+    state: AtomicU8,
+}
+
+/// One bid in a ping answer.
+#[derive(Debug, Clone)]
+pub struct AnsweredBid {
+    /// Bid id.
+    pub bid_id: BidId,
+    /// Buyer alias.
+    pub buyer_name: Arc<str>,
+    /// What the seller gets, cents.
+    pub price_cents: u64,
+    /// Exclusive or shared.
+    pub sale_type: SaleType,
+}
+
+/// The answer to a ping.
+#[derive(Debug, Clone)]
+pub struct PingAnswer {
+    /// Ping id (also for no-bid answers, for the seller's logs).
+    pub ping_id: PingId,
+    /// End of the price lock, Unix ms.
+    pub expires_at_ms: i64,
+    /// Bids; empty with a reason when there is none.
+    pub bids: Vec<AnsweredBid>,
+    /// Why there is no bid.
+    pub no_bid_reason: Option<NoBidReason>,
+    /// True when this repeats the answer to an identical earlier ping.
+    pub repeated: bool,
+    /// Event to journal (fire and forget), for new pings with bids.
+    pub event: Option<Event>,
+}
+
+/// Why the engine refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// No such ping (or not this seller's).
+    #[error("no pending ping with this id")]
+    PingNotFound,
+    /// The price lock is over.
+    #[error("the ping's price lock has expired")]
+    PingExpired,
+    /// The ping was already posted (or a post of it is in flight).
+    #[error("the ping was already posted")]
+    PingAlreadyUsed,
+    /// The post does not match its ping.
+    #[error("post does not match its ping: {field} differs")]
+    PostMismatch {
+        /// First differing attribute.
+        field: &'static str,
+    },
+    /// A bid id is not one of this ping's bids.
+    #[error("bid {0} is not a bid of this ping")]
+    UnknownBid(String),
+    /// No accepted bid could be charged (budget, cap, campaign paused).
+    #[error("no accepted bid is still available")]
+    BidUnavailable,
+    /// Every accepted bid's buyer already bought this consumer in its dedupe window.
+    #[error("the lead is a duplicate for every accepted buyer")]
+    DuplicateLead,
+    /// A bounded store is full.
+    #[error("engine is at capacity: {0}")]
+    Overloaded(&'static str),
+}
+
+/// A sale made but not yet durable.
+#[derive(Debug)]
+pub struct SettledSale {
+    /// Bid id (ping posts only).
+    pub bid_id: Option<BidId>,
+    /// Buyer alias.
+    pub buyer_name: Arc<str>,
+    /// Buyer pays, cents.
+    pub buyer_price_cents: u64,
+    /// Seller gets, cents.
+    pub seller_price_cents: u64,
+    counters: Arc<CampaignCounters>,
+    charge: Charge,
+    dedupe_key: Option<u64>,
+}
+
+/// The outcome of a post before it is durable. Exactly one of
+/// [`Engine::commit`] or [`Engine::rollback`] must follow.
+#[derive(Debug)]
+pub struct Settlement {
+    /// Lead id.
+    pub lead_id: LeadId,
+    /// The sales.
+    pub sales: Vec<SettledSale>,
+    /// The event to make durable before answering `sold`.
+    pub event: Event,
+    ping: Option<Arc<PendingPing>>,
+}
+
+impl Settlement {
+    /// Sum of seller payouts, cents.
+    pub fn total_seller_price_cents(&self) -> u64 {
+        self.sales.iter().map(|s| s.seller_price_cents).sum()
+    }
+}
+
+/// A direct post's outcome.
+#[derive(Debug)]
+pub enum DirectOutcome {
+    /// Sold; commit or roll back after journaling.
+    Sold(Settlement),
+    /// Not sold, with the stable reason code.
+    Unsold(&'static str),
+}
+
+/// Counters for metrics; `Relaxed` throughout: they are statistics, read
+/// without any ordering need.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    /// Pings answered.
+    pub pings: AtomicU64,
+    /// Bids returned.
+    pub bids: AtomicU64,
+    /// No-bid answers by reason (index of [`NoBidReason::ALL`]).
+    pub no_bids: [AtomicU64; 7],
+    /// Leads sold.
+    pub leads_sold: AtomicU64,
+    /// Individual sales (a shared lead counts once per buyer).
+    pub sales: AtomicU64,
+    /// Buyer spend, cents.
+    pub spend_cents: AtomicU64,
+    /// Seller payouts, cents.
+    pub payout_cents: AtomicU64,
+}
+
+/// The engine. Cheap to share (`Arc<Engine>`); every method takes `&self`.
+pub struct Engine {
+    settings: EngineSettings,
+    clock: Arc<dyn Clock>,
+    snapshot: ArcSwap<Snapshot>,
+    counters: CounterRegistry,
+    pending: DashMap<PingId, Arc<PendingPing>>,
+    pending_by_request: DashMap<u64, PingId>,
+    pending_count: AtomicUsize,
+    expiry_queue: Mutex<VecDeque<(i64, PingId)>>,
+    dedupe: DashMap<u64, i64>,
+    last_dedupe_sweep_ms: AtomicI64,
+    id_epoch: u64,
+    id_sequence: AtomicU64,
+    /// Statistics.
+    pub stats: EngineStats,
+}
+
+thread_local! {
+    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+}
+
+fn mismatch(ping: &LeadAttributes, post: &LeadAttributes) -> Option<&'static str> {
+    macro_rules! same {
+        ($($f:ident),*) => {
+            $( if ping.$f.is_some() && ping.$f != post.$f { return Some(stringify!($f)); } )*
+        };
+    }
+    if ping.vertical != post.vertical {
+        return Some("vertical");
+    }
+    if ping.zip != post.zip {
+        return Some("zip");
+    }
+    if ping.state != post.state {
+        return Some("state");
+    }
+    same!(
+        age, gender, credit, homeowner, currently_insured, current_carrier, insured_months, vehicles, drivers,
+        violations, accidents, sr22, coverage_type, household_size, income, military, tobacco, bmi_tenths,
+        pre_existing, device, source_id, sub_id
+    );
+    None
+}
+
+impl Engine {
+    /// Builds an engine over a marketplace.
+    pub fn new(settings: EngineSettings, market: &MarketplaceSpec, clock: Arc<dyn Clock>) -> Result<Engine, SpecError> {
+        settings.validate()?;
+        let counters = CounterRegistry::default();
+        let snapshot = Snapshot::build(market, &counters, 1)?;
+        // A per-process random epoch (std's RandomState is seeded by the OS)
+        // makes ids unique across restarts without journaling a sequence.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(clock.now_ms() as u64);
+        Ok(Engine {
+            settings,
+            clock,
+            snapshot: ArcSwap::from_pointee(snapshot),
+            counters,
+            pending: DashMap::new(),
+            pending_by_request: DashMap::new(),
+            pending_count: AtomicUsize::new(0),
+            expiry_queue: Mutex::new(VecDeque::new()),
+            dedupe: DashMap::new(),
+            last_dedupe_sweep_ms: AtomicI64::new(0),
+            id_epoch: h.finish(),
+            id_sequence: AtomicU64::new(1),
+            stats: EngineStats::default(),
+        })
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// The current snapshot.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.snapshot.load_full()
+    }
+
+    /// Compiles and swaps in a new marketplace; counters carry over by id.
+    pub fn replace_marketplace(&self, market: &MarketplaceSpec) -> Result<(), SpecError> {
+        let generation = self.snapshot.load().generation + 1;
+        let snapshot = Snapshot::build(market, &self.counters, generation)?;
+        self.snapshot.store(Arc::new(snapshot));
+        Ok(())
+    }
+
+    /// The seller owning an API key, given the key's SHA-256.
+    pub fn authenticate(&self, key_sha256: &[u8; 32]) -> Option<Seller> {
+        self.snapshot.load().seller_by_key_hash(key_sha256).cloned()
+    }
+
+    /// Seller by id.
+    pub fn seller_by_id(&self, id: &str) -> Option<Seller> {
+        self.snapshot.load().seller_by_id(id).cloned()
+    }
+
+    fn next_id(&self) -> u128 {
+        // Relaxed: uniqueness comes from the atomic increment alone.
+        let seq = self.id_sequence.fetch_add(1, Ordering::Relaxed);
+        (u128::from(self.id_epoch) << 64) | u128::from(seq)
+    }
+
+    /// Current time by the injected clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Pings held (open, settling or used, until forgotten).
+    pub fn pending_pings(&self) -> usize {
+        self.pending_count.load(Ordering::Relaxed)
+    }
+
+    /// Dedupe entries held.
+    pub fn dedupe_entries(&self) -> usize {
+        self.dedupe.len()
+    }
+
+    /// Answers a ping: bids under a price lock, or a no-bid reason.
+    pub fn ping(&self, seller: &Seller, ping: &Ping) -> Result<PingAnswer, EngineError> {
+        let now = self.clock.now_ms();
+        let request_hash = stable_hash(&(&*seller.id, ping));
+        if let Some(answer) = self.repeat_answer(seller, ping, request_hash, now) {
+            return Ok(answer);
+        }
+        let snap = self.snapshot.load();
+        let seller = snap.seller_by_id(&seller.id).unwrap_or(seller);
+        self.stats.pings.fetch_add(1, Ordering::Relaxed);
+        let result = SCRATCH.with(|s| {
+            let mut s = s.borrow_mut();
+            s.excluded_campaigns.clear();
+            run_auction(&snap, &self.settings, seller, ping, now, &mut s).map(|()| {
+                s.winners
+                    .iter()
+                    .map(|w| {
+                        let c = &snap.campaigns[w.campaign as usize];
+                        let buyer = &snap.buyers[c.buyer as usize];
+                        PendingBid {
+                            campaign_id: c.id.clone(),
+                            buyer_id: buyer.id.clone(),
+                            buyer_name: buyer.name.clone(),
+                            sale_type: w.sale_type,
+                            buyer_price_cents: w.buyer_price_cents,
+                            seller_price_cents: w.seller_price_cents,
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        });
+        let expires_at_ms = now + self.settings.price_lock_ms as i64;
+        let ping_id = PingId(self.next_id());
+        let bids = match result {
+            Ok(bids) => bids,
+            Err(reason) => {
+                self.stats.no_bids[reason as usize].fetch_add(1, Ordering::Relaxed);
+                return Ok(PingAnswer {
+                    ping_id,
+                    expires_at_ms,
+                    bids: Vec::new(),
+                    no_bid_reason: Some(reason),
+                    repeated: false,
+                    event: None,
+                });
+            }
+        };
+        if self.pending_count.load(Ordering::Relaxed) >= self.settings.pending_pings_max as usize {
+            return Err(EngineError::Overloaded("pending pings"));
+        }
+        self.stats.bids.fetch_add(bids.len() as u64, Ordering::Relaxed);
+        let event = Event::PingIssued(PingIssued {
+            ping_id,
+            seller_id: seller.id.to_string(),
+            issued_at_ms: now,
+            expires_at_ms,
+            request_hash,
+            ping: ping.clone(),
+            bids: bids.iter().map(bid_record).collect(),
+        });
+        let pending = Arc::new(PendingPing {
+            id: ping_id,
+            seller_id: seller.id.clone(),
+            issued_at_ms: now,
+            expires_at_ms,
+            request_hash,
+            ping: ping.clone(),
+            bids,
+            state: AtomicU8::new(PING_OPEN),
+        });
+        let answer = answer_of(&pending, false, Some(event));
+        self.hold(pending);
+        Ok(answer)
+    }
+
+    fn repeat_answer(&self, seller: &Seller, ping: &Ping, request_hash: u64, now: i64) -> Option<PingAnswer> {
+        let id = *self.pending_by_request.get(&request_hash)?;
+        let p = self.pending.get(&id)?.clone();
+        let same = p.seller_id == seller.id && p.ping == *ping;
+        // Acquire: pairs with the Release that marks a ping used, so a used
+        // ping is never repeated as if it were open.
+        (same && now < p.expires_at_ms && p.state.load(Ordering::Acquire) == PING_OPEN)
+            .then(|| answer_of(&p, true, None))
+    }
+
+    fn hold(&self, pending: Arc<PendingPing>) {
+        self.pending_count.fetch_add(1, Ordering::Relaxed);
+        self.pending_by_request.insert(pending.request_hash, pending.id);
+        self.expiry_queue.lock().push_back((pending.expires_at_ms, pending.id));
+        self.pending.insert(pending.id, pending);
+    }
+
+    /// Drops a ping whose `PingIssued` event could not be journaled, so it
+    /// can never be posted.
+    pub fn forget_ping(&self, ping_id: PingId) {
+        if let Some((_, p)) = self.pending.remove(&ping_id) {
+            self.pending_by_request.remove_if(&p.request_hash, |_, id| *id == ping_id);
+            self.pending_count.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Settles a post of `ping_id` accepting `bid_ids`.
+    pub fn post(&self, seller: &Seller, ping_id: PingId, bid_ids: &[BidId], lead: &Lead) -> Result<Settlement, EngineError> {
+        let now = self.clock.now_ms();
+        let pending = self.pending.get(&ping_id).map(|p| p.clone()).ok_or(EngineError::PingNotFound)?;
+        if pending.seller_id != seller.id {
+            return Err(EngineError::PingNotFound); // never reveal another seller's ping
+        }
+        // Acquire: see `repeat_answer`.
+        if pending.state.load(Ordering::Acquire) != PING_OPEN {
+            return Err(EngineError::PingAlreadyUsed);
+        }
+        if now >= pending.expires_at_ms {
+            return Err(EngineError::PingExpired);
+        }
+        if let Some(field) = mismatch(&pending.ping.attributes, &lead.ping.attributes) {
+            return Err(EngineError::PostMismatch { field });
+        }
+        let mut accepted = Vec::with_capacity(bid_ids.len());
+        for b in bid_ids {
+            if b.ping != ping_id || usize::from(b.index) >= pending.bids.len() {
+                return Err(EngineError::UnknownBid(b.to_string()));
+            }
+            if !accepted.contains(&b.index) {
+                accepted.push(b.index);
+            }
+        }
+        // Exactly one post wins the ping. AcqRel: the winner's later writes
+        // (charges) happen-after it took the ping; losers see it taken.
+        if pending
+            .state
+            .compare_exchange(PING_OPEN, PING_SETTLING, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return Err(EngineError::PingAlreadyUsed);
+        }
+        let snap = self.snapshot.load();
+        let bids: Vec<(Option<BidId>, u8, PendingBid)> = accepted
+            .iter()
+            .map(|i| (Some(BidId { ping: ping_id, index: *i }), *i, pending.bids[usize::from(*i)].clone()))
+            .collect();
+        match self.settle(&snap, seller, lead, &bids, now) {
+            Ok(sales) => Ok(self.settlement(Some(pending), seller, lead, sales, now)),
+            Err(e) => {
+                // Release: the ping is open again for another attempt.
+                pending.state.store(PING_OPEN, Ordering::Release);
+                Err(e)
+            }
+        }
+    }
+
+    /// A full lead without a ping: auction and settlement in one call.
+    pub fn direct_post(&self, seller: &Seller, lead: &Lead) -> Result<DirectOutcome, EngineError> {
+        let now = self.clock.now_ms();
+        let snap = self.snapshot.load();
+        let seller = snap.seller_by_id(&seller.id).unwrap_or(seller);
+        let mut excluded: Vec<u32> = Vec::new();
+        let mut last_error = None;
+        for _round in 0..DIRECT_POST_ROUNDS_MAX {
+            let winners = SCRATCH.with(|s| {
+                let mut s = s.borrow_mut();
+                s.excluded_campaigns.clear();
+                s.excluded_campaigns.extend_from_slice(&excluded);
+                run_auction(&snap, &self.settings, seller, &lead.ping, now, &mut s).map(|()| s.winners.clone())
+            });
+            let winners = match winners {
+                Ok(w) => w,
+                Err(reason) => {
+                    return Ok(DirectOutcome::Unsold(match last_error {
+                        Some(EngineError::DuplicateLead) => "duplicate_lead",
+                        Some(_) => "bid_unavailable",
+                        None => reason.as_str(),
+                    }))
+                }
+            };
+            let bids: Vec<(Option<BidId>, u8, PendingBid)> = winners
+                .iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let c = &snap.campaigns[w.campaign as usize];
+                    let buyer = &snap.buyers[c.buyer as usize];
+                    let bid = PendingBid {
+                        campaign_id: c.id.clone(),
+                        buyer_id: buyer.id.clone(),
+                        buyer_name: buyer.name.clone(),
+                        sale_type: w.sale_type,
+                        buyer_price_cents: w.buyer_price_cents,
+                        seller_price_cents: w.seller_price_cents,
+                    };
+                    (None, i as u8, bid)
+                })
+                .collect();
+            match self.settle(&snap, seller, lead, &bids, now) {
+                Ok(sales) => return Ok(DirectOutcome::Sold(self.settlement(None, seller, lead, sales, now))),
+                Err(e @ EngineError::Overloaded(_)) => return Err(e),
+                Err(e) => {
+                    last_error = Some(e);
+                    excluded.extend(winners.iter().map(|w| w.campaign));
+                }
+            }
+        }
+        Ok(DirectOutcome::Unsold(match last_error {
+            Some(EngineError::DuplicateLead) => "duplicate_lead",
+            _ => "bid_unavailable",
+        }))
+    }
+
+    fn dedupe_key(snap: &Snapshot, scope: DedupeScope, campaign_id: &str, buyer_id: &str, phone: &str) -> u64 {
+        match scope {
+            DedupeScope::Campaign => stable_hash(&("campaign", campaign_id, phone)),
+            DedupeScope::Buyer => {
+                let account = snap
+                    .buyer_by_id(buyer_id)
+                    .map(|b| &*snap.buyers[b.account as usize].id)
+                    .unwrap_or(buyer_id);
+                stable_hash(&("account", account, phone))
+            }
+        }
+    }
+
+    /// Dedupe check-and-insert and exact charges for each bid; all or
+    /// nothing per bid. Fails only when no bid could be settled.
+    fn settle(
+        &self,
+        snap: &Snapshot,
+        seller: &Seller,
+        lead: &Lead,
+        bids: &[(Option<BidId>, u8, PendingBid)],
+        now: i64,
+    ) -> Result<Vec<(u8, PendingBid, SettledSale, i64)>, EngineError> {
+        let _ = seller;
+        let mut sales = Vec::with_capacity(bids.len());
+        let mut duplicates = 0;
+        for (bid_id, index, bid) in bids {
+            let Some(c) = snap.campaign_by_id(&bid.campaign_id) else { continue };
+            if !c.active {
+                continue;
+            }
+            let local = campaign_local_time(snap, c, now);
+            let mut dedupe = None;
+            if c.dedupe_window_ms > 0 {
+                if self.dedupe.len() >= self.settings.dedupe_entries_max as usize {
+                    self.release_all(&sales);
+                    return Err(EngineError::Overloaded("dedupe entries"));
+                }
+                let key = Self::dedupe_key(snap, c.dedupe_scope, &c.id, &bid.buyer_id, &lead.contact.phone);
+                let expires = now + c.dedupe_window_ms;
+                // The shard lock held by `entry` makes check-and-insert atomic.
+                match self.dedupe.entry(key) {
+                    Entry::Occupied(e) if *e.get() > now => {
+                        duplicates += 1;
+                        continue;
+                    }
+                    Entry::Occupied(mut e) => {
+                        e.insert(expires);
+                    }
+                    Entry::Vacant(e) => {
+                        e.insert(expires);
+                    }
+                }
+                dedupe = Some((key, expires));
+            }
+            match c.counters.try_charge(c.budget_cents, &c.limits, bid.buyer_price_cents, &local) {
+                Ok(charge) => sales.push((
+                    *index,
+                    bid.clone(),
+                    SettledSale {
+                        bid_id: *bid_id,
+                        buyer_name: bid.buyer_name.clone(),
+                        buyer_price_cents: bid.buyer_price_cents,
+                        seller_price_cents: bid.seller_price_cents,
+                        counters: c.counters.clone(),
+                        charge,
+                        dedupe_key: dedupe.map(|d| d.0),
+                    },
+                    dedupe.map_or(0, |d| d.1),
+                )),
+                Err(_) => {
+                    if let Some((key, _)) = dedupe {
+                        self.dedupe.remove(&key);
+                    }
+                }
+            }
+        }
+        if sales.is_empty() {
+            return Err(if duplicates > 0 && duplicates == bids.len() {
+                EngineError::DuplicateLead
+            } else {
+                EngineError::BidUnavailable
+            });
+        }
+        Ok(sales)
+    }
+
+    fn release_all(&self, sales: &[(u8, PendingBid, SettledSale, i64)]) {
+        for (_, _, s, _) in sales {
+            s.counters.refund(&s.charge);
+            if let Some(k) = s.dedupe_key {
+                self.dedupe.remove(&k);
+            }
+        }
+    }
+
+    fn settlement(
+        &self,
+        ping: Option<Arc<PendingPing>>,
+        seller: &Seller,
+        lead: &Lead,
+        sales: Vec<(u8, PendingBid, SettledSale, i64)>,
+        now: i64,
+    ) -> Settlement {
+        let lead_id = LeadId(self.next_id());
+        let records = sales
+            .iter()
+            .map(|(index, bid, s, dedupe_expires)| SaleRecord {
+                bid_index: *index,
+                bid: bid_record(bid),
+                dedupe_key: s.dedupe_key.unwrap_or(0),
+                dedupe_expires_at_ms: *dedupe_expires,
+            })
+            .collect();
+        let event = Event::LeadSold(LeadSold {
+            lead_id,
+            ping_id: ping.as_ref().map(|p| p.id),
+            seller_id: seller.id.to_string(),
+            sold_at_ms: now,
+            lead: lead.clone(),
+            sales: records,
+        });
+        Settlement { lead_id, sales: sales.into_iter().map(|s| s.2).collect(), event, ping }
+    }
+
+    /// The settlement's event is durable: the sale stands.
+    pub fn commit(&self, settlement: &Settlement) {
+        if let Some(p) = &settlement.ping {
+            // Release: pairs with the Acquire loads in `post` and `repeat_answer`.
+            p.state.store(PING_USED, Ordering::Release);
+        }
+        self.count_sale(settlement.sales.iter().map(|s| (s.buyer_price_cents, s.seller_price_cents)));
+    }
+
+    fn count_sale(&self, sales: impl Iterator<Item = (u64, u64)>) {
+        self.stats.leads_sold.fetch_add(1, Ordering::Relaxed);
+        for (buyer, seller) in sales {
+            self.stats.sales.fetch_add(1, Ordering::Relaxed);
+            self.stats.spend_cents.fetch_add(buyer, Ordering::Relaxed);
+            self.stats.payout_cents.fetch_add(seller, Ordering::Relaxed);
+        }
+    }
+
+    /// The settlement's event could not be made durable: undo everything.
+    pub fn rollback(&self, settlement: &Settlement) {
+        for s in &settlement.sales {
+            s.counters.refund(&s.charge);
+            if let Some(k) = s.dedupe_key {
+                self.dedupe.remove(&k);
+            }
+        }
+        if let Some(p) = &settlement.ping {
+            // Release: see `post`.
+            p.state.store(PING_OPEN, Ordering::Release);
+        }
+    }
+
+    /// Applies one journaled event (replay on start).
+    pub fn apply(&self, event: &Event) {
+        let now = self.clock.now_ms();
+        match event {
+            Event::PingIssued(p) => {
+                if p.expires_at_ms + self.settings.expired_ping_memory_ms as i64 <= now
+                    || self.pending.contains_key(&p.ping_id)
+                {
+                    return;
+                }
+                let snap = self.snapshot.load();
+                let bids = p
+                    .bids
+                    .iter()
+                    .map(|b| PendingBid {
+                        campaign_id: Arc::from(b.campaign_id.as_str()),
+                        buyer_id: Arc::from(b.buyer_id.as_str()),
+                        buyer_name: snap
+                            .buyer_by_id(&b.buyer_id)
+                            .map_or_else(|| Arc::from(b.buyer_id.as_str()), |x| x.name.clone()),
+                        sale_type: b.sale_type,
+                        buyer_price_cents: b.buyer_price_cents,
+                        seller_price_cents: b.seller_price_cents,
+                    })
+                    .collect();
+                self.hold(Arc::new(PendingPing {
+                    id: p.ping_id,
+                    seller_id: Arc::from(p.seller_id.as_str()),
+                    issued_at_ms: p.issued_at_ms,
+                    expires_at_ms: p.expires_at_ms,
+                    request_hash: p.request_hash,
+                    ping: p.ping.clone(),
+                    bids,
+                    state: AtomicU8::new(PING_OPEN),
+                }));
+            }
+            Event::LeadSold(s) => {
+                let snap = self.snapshot.load();
+                for sale in &s.sales {
+                    let at = match snap.campaign_by_id(&sale.bid.campaign_id) {
+                        Some(c) => campaign_local_time(&snap, c, s.sold_at_ms),
+                        None => LocalTime::at(chrono_tz::UTC, s.sold_at_ms),
+                    };
+                    self.counters.get_or_create(&sale.bid.campaign_id).replay_charge(sale.bid.buyer_price_cents, &at);
+                    if sale.dedupe_key != 0 && sale.dedupe_expires_at_ms > now {
+                        let mut e = self.dedupe.entry(sale.dedupe_key).or_insert(sale.dedupe_expires_at_ms);
+                        *e = (*e).max(sale.dedupe_expires_at_ms);
+                    }
+                }
+                if let Some(id) = s.ping_id {
+                    if let Some(p) = self.pending.get(&id) {
+                        p.state.store(PING_USED, Ordering::Release);
+                    }
+                }
+                self.count_sale(s.sales.iter().map(|x| (x.bid.buyer_price_cents, x.bid.seller_price_cents)));
+            }
+        }
+    }
+
+    /// Forgets pings past their lock plus the memory window, and (once a
+    /// minute) lapsed dedupe entries. Call periodically from the control
+    /// plane. Bounded: handles at most `max_items` pings per call.
+    pub fn sweep(&self, max_items: usize) -> usize {
+        let now = self.clock.now_ms();
+        let memory = self.settings.expired_ping_memory_ms as i64;
+        let mut removed = 0;
+        while removed < max_items {
+            let next = {
+                let mut q = self.expiry_queue.lock();
+                match q.front() {
+                    Some((expires, _)) if expires + memory <= now => q.pop_front(),
+                    _ => None,
+                }
+            };
+            let Some((_, id)) = next else { break };
+            self.forget_ping(id);
+            removed += 1;
+        }
+        // Relaxed: only this control-plane task reads and writes it.
+        if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
+            self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
+            self.dedupe.retain(|_, expires| *expires > now);
+        }
+        removed
+    }
+
+    /// Counter reading of a campaign now (spend, sold, cap use).
+    pub fn campaign_counters(&self, campaign_id: &str) -> Option<CounterReading> {
+        let snap = self.snapshot.load();
+        let c = snap.campaign_by_id(campaign_id)?;
+        Some(c.counters.read(&campaign_local_time(&snap, c, self.clock.now_ms())))
+    }
+}
+
+fn bid_record(b: &PendingBid) -> BidRecord {
+    BidRecord {
+        campaign_id: b.campaign_id.to_string(),
+        buyer_id: b.buyer_id.to_string(),
+        sale_type: b.sale_type,
+        buyer_price_cents: b.buyer_price_cents,
+        seller_price_cents: b.seller_price_cents,
+    }
+}
+
+fn answer_of(p: &PendingPing, repeated: bool, event: Option<Event>) -> PingAnswer {
+    PingAnswer {
+        ping_id: p.id,
+        expires_at_ms: p.expires_at_ms,
+        bids: p
+            .bids
+            .iter()
+            .enumerate()
+            .map(|(i, b)| AnsweredBid {
+                bid_id: BidId { ping: p.id, index: i as u8 },
+                buyer_name: b.buyer_name.clone(),
+                price_cents: b.seller_price_cents,
+                sale_type: b.sale_type,
+            })
+            .collect(),
+        no_bid_reason: None,
+        repeated,
+        event,
+    }
+}
