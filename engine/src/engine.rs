@@ -28,7 +28,6 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -214,7 +213,12 @@ pub struct Engine {
     pending: DashMap<PingId, Arc<PendingPing>>,
     pending_by_request: DashMap<u64, PingId>,
     pending_count: AtomicUsize,
-    expiry_queue: Mutex<VecDeque<(i64, PingId)>>,
+    /// Pings in issue order (= expiry order: one price lock for all). A
+    /// lock-free queue on the hot path; only the sweeper receives.
+    expiry_tx: crossbeam_channel::Sender<(i64, PingId)>,
+    expiry_rx: crossbeam_channel::Receiver<(i64, PingId)>,
+    /// The sweeper's look-ahead: one received item not yet due.
+    expiry_next: Mutex<Option<(i64, PingId)>>,
     dedupe: DashMap<u64, i64>,
     last_dedupe_sweep_ms: AtomicI64,
     id_epoch: u64,
@@ -260,6 +264,7 @@ impl Engine {
         // makes ids unique across restarts without journaling a sequence.
         let mut h = std::collections::hash_map::RandomState::new().build_hasher();
         h.write_u64(clock.now_ms() as u64);
+        let (expiry_tx, expiry_rx) = crossbeam_channel::unbounded();
         Ok(Engine {
             settings,
             clock,
@@ -268,7 +273,9 @@ impl Engine {
             pending: DashMap::new(),
             pending_by_request: DashMap::new(),
             pending_count: AtomicUsize::new(0),
-            expiry_queue: Mutex::new(VecDeque::new()),
+            expiry_tx,
+            expiry_rx,
+            expiry_next: Mutex::new(None),
             dedupe: DashMap::new(),
             last_dedupe_sweep_ms: AtomicI64::new(0),
             id_epoch: h.finish(),
@@ -414,7 +421,9 @@ impl Engine {
     fn hold(&self, pending: Arc<PendingPing>) {
         self.pending_count.fetch_add(1, Ordering::Relaxed);
         self.pending_by_request.insert(pending.request_hash, pending.id);
-        self.expiry_queue.lock().push_back((pending.expires_at_ms, pending.id));
+        // Unbounded channel, bounded in practice by `pending_pings_max`
+        // (checked before every hold); the receiver lives as long as self.
+        let _ = self.expiry_tx.send((pending.expires_at_ms, pending.id));
         self.pending.insert(pending.id, pending);
     }
 
@@ -756,18 +765,17 @@ impl Engine {
         let now = self.clock.now_ms();
         let memory = self.settings.expired_ping_memory_ms as i64;
         let mut removed = 0;
+        let mut next = self.expiry_next.lock();
         while removed < max_items {
-            let next = {
-                let mut q = self.expiry_queue.lock();
-                match q.front() {
-                    Some((expires, _)) if expires + memory <= now => q.pop_front(),
-                    _ => None,
-                }
-            };
-            let Some((_, id)) = next else { break };
+            let Some((expires, id)) = next.take().or_else(|| self.expiry_rx.try_recv().ok()) else { break };
+            if expires + memory > now {
+                *next = Some((expires, id));
+                break;
+            }
             self.forget_ping(id);
             removed += 1;
         }
+        drop(next);
         // Relaxed: only this control-plane task reads and writes it.
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
@@ -812,5 +820,319 @@ fn answer_of(p: &PendingPing, repeated: bool, event: Option<Event>) -> PingAnswe
         no_bid_reason: None,
         repeated,
         event,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::lead::{Consent, SaleTypeRequest};
+    use crate::spec::{CapLimit, Pricing, ScheduleWindow, Weekday};
+    use crate::testing::{campaign, lead_with_phone, market, ping};
+
+    const MONDAY_NOON_NY_MS: i64 = 1_795_392_000_000 + 17 * 3_600_000; // 2026-11-23T17:00Z
+
+    fn engine_with(settings: EngineSettings, m: MarketplaceSpec) -> (Engine, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(MONDAY_NOON_NY_MS));
+        (Engine::new(settings, &m, clock.clone()).unwrap(), clock)
+    }
+
+    fn engine(m: MarketplaceSpec) -> (Engine, Arc<ManualClock>) {
+        engine_with(EngineSettings::default(), m)
+    }
+
+    fn sell(e: &Engine, phone: &str) -> Result<Settlement, EngineError> {
+        let s = e.seller_by_id("s1").unwrap();
+        let answer = e.ping(&s, &ping()).unwrap();
+        let ids: Vec<_> = answer.bids.iter().map(|b| b.bid_id).collect();
+        let settlement = e.post(&s, answer.ping_id, &ids, &lead_with_phone(phone))?;
+        e.commit(&settlement);
+        Ok(settlement)
+    }
+
+    #[test]
+    fn exclusive_beats_shared_only_when_it_pays_more() {
+        let m = market(
+            &["a", "b", "c"],
+            vec![
+                campaign("ex", "a", SaleType::Exclusive, 3000),
+                campaign("sh1", "b", SaleType::Shared, 1200),
+                campaign("sh2", "c", SaleType::Shared, 1000),
+            ],
+        );
+        let (e, _) = engine(m.clone());
+        let s = e.seller_by_id("s1").unwrap();
+        let a = e.ping(&s, &ping()).unwrap();
+        assert_eq!(a.bids.len(), 1);
+        assert_eq!((a.bids[0].price_cents, a.bids[0].sale_type), (3000, SaleType::Exclusive));
+
+        let mut m2 = m.clone();
+        m2.campaigns[0].price_cents = 2100; // below 1200 + 1000
+        let (e, _) = engine(m2);
+        let a = e.ping(&s, &ping()).unwrap();
+        let prices: Vec<_> = a.bids.iter().map(|b| (b.price_cents, b.sale_type)).collect();
+        assert_eq!(prices, vec![(1200, SaleType::Shared), (1000, SaleType::Shared)]);
+
+        let mut p = ping();
+        p.sale_type = SaleTypeRequest::Exclusive;
+        let a = e.ping(&s, &p).unwrap();
+        assert_eq!(a.bids.len(), 1);
+        assert_eq!(a.bids[0].price_cents, 2100);
+    }
+
+    #[test]
+    fn one_account_buys_once_and_shared_is_capped_at_n() {
+        let mut m = market(
+            &["parent", "child", "x", "y", "z", "w"],
+            ["parent", "child", "x", "y", "z", "w"]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| campaign(&format!("c{i}"), b, SaleType::Shared, 1000 + i as u64))
+                .collect(),
+        );
+        m.buyers[1].parent_id = Some("parent".into());
+        let settings = EngineSettings { max_shared_buyers: 3, ..Default::default() };
+        let (e, _) = engine_with(settings, m);
+        let s = e.seller_by_id("s1").unwrap();
+        let a = e.ping(&s, &ping()).unwrap();
+        let prices: Vec<_> = a.bids.iter().map(|b| b.price_cents).collect();
+        // w(1005) z(1004) y(1003): three buyers, highest first.
+        assert_eq!(prices, vec![1005, 1004, 1003]);
+        // With everyone else out, parent and child are one account: one bid.
+        let settings = EngineSettings { max_shared_buyers: 8, ..Default::default() };
+        let mut m = market(&["parent", "child"], vec![
+            campaign("p", "parent", SaleType::Shared, 900),
+            campaign("c", "child", SaleType::Shared, 950),
+        ]);
+        m.buyers[1].parent_id = Some("parent".into());
+        let (e, _) = engine_with(settings, m);
+        let a = e.ping(&s, &ping()).unwrap();
+        assert_eq!(a.bids.len(), 1);
+        assert_eq!(a.bids[0].price_cents, 950);
+    }
+
+    #[test]
+    fn ties_break_by_priority_then_campaign_id() {
+        let mut m = market(&["a", "b", "c"], vec![
+            campaign("zz", "a", SaleType::Exclusive, 1000),
+            campaign("aa", "b", SaleType::Exclusive, 1000),
+            campaign("mm", "c", SaleType::Exclusive, 1000),
+        ]);
+        let (e, _) = engine(m.clone());
+        let s = e.seller_by_id("s1").unwrap();
+        assert_eq!(&*e.ping(&s, &ping()).unwrap().bids[0].buyer_name, "Buyer b");
+        m.campaigns[2].priority = 5;
+        let (e, _) = engine(m);
+        assert_eq!(&*e.ping(&s, &ping()).unwrap().bids[0].buyer_name, "Buyer c");
+    }
+
+    #[test]
+    fn second_price_floor_and_margin() {
+        let mut m = market(&["a", "b"], vec![
+            campaign("a1", "a", SaleType::Exclusive, 5000),
+            campaign("b1", "b", SaleType::Exclusive, 3000),
+        ]);
+        m.sellers[0].margin_bps = 1000; // 10 %
+        m.sellers[0].floor_cents = 1000;
+        let settings = EngineSettings { pricing: Pricing::SecondPrice, ..Default::default() };
+        let (e, _) = engine_with(settings, m.clone());
+        let s = e.seller_by_id("s1").unwrap();
+        let a = e.ping(&s, &ping()).unwrap();
+        // Buyer pays 3001, seller gets 90 % rounded down.
+        assert_eq!(a.bids[0].price_cents, 3001 * 9 / 10);
+        let ids = vec![a.bids[0].bid_id];
+        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        assert_eq!(st.sales[0].buyer_price_cents, 3001);
+        e.commit(&st);
+        assert_eq!(e.campaign_counters("a1").unwrap().spent_cents, 3001);
+
+        // Floor: payout 90 % of 1000 = 900 < 1000 drops the bid.
+        m.campaigns = vec![campaign("low", "a", SaleType::Exclusive, 1000)];
+        let (e, _) = engine(m);
+        let a = e.ping(&s, &ping()).unwrap();
+        assert!(a.bids.is_empty());
+        assert_eq!(a.no_bid_reason, Some(NoBidReason::BelowFloor));
+    }
+
+    #[test]
+    fn no_bid_reason_is_the_most_specific() {
+        let mut c = campaign("c", "a", SaleType::Exclusive, 1000);
+        c.require_trustedform = true;
+        let (e, _) = engine(market(&["a"], vec![c.clone()]));
+        let s = e.seller_by_id("s1").unwrap();
+        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::ConsentRequired));
+        let mut p = ping();
+        p.consent = Some(Consent {
+            trustedform_cert_url: Some("https://cert.trustedform.com/abc".into()),
+            ..Default::default()
+        });
+        assert!(e.ping(&s, &p).unwrap().no_bid_reason.is_none());
+
+        c.require_trustedform = false;
+        c.schedule = vec![ScheduleWindow { days: vec![Weekday::Sat, Weekday::Sun], from_hour: 9, to_hour: 17 }];
+        let (e, _) = engine(market(&["a"], vec![c.clone()]));
+        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::OutsideSchedule));
+
+        c.schedule = vec![ScheduleWindow { days: vec![Weekday::Mon], from_hour: 12, to_hour: 13 }];
+        let (e, clock) = engine(market(&["a"], vec![c.clone()]));
+        assert!(e.ping(&s, &ping()).unwrap().no_bid_reason.is_none(), "Monday 12:00 in New York is open");
+        clock.advance_ms(3_600_000);
+        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::OutsideSchedule));
+
+        c.schedule.clear();
+        c.budget_cents = 999;
+        let (e, _) = engine(market(&["a"], vec![c.clone()]));
+        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::BudgetExhausted));
+
+        c.filters.states = vec![crate::lead::UsState::parse("TX").unwrap()];
+        let (e, _) = engine(market(&["a"], vec![c]));
+        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::NoEligibleBuyers));
+    }
+
+    #[test]
+    fn repeated_ping_gets_the_same_answer_within_the_lock() {
+        let (e, clock) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let s = e.seller_by_id("s1").unwrap();
+        let first = e.ping(&s, &ping()).unwrap();
+        assert!(first.event.is_some());
+        let again = e.ping(&s, &ping()).unwrap();
+        assert!(again.repeated && again.event.is_none());
+        assert_eq!(again.ping_id, first.ping_id);
+        assert_eq!(again.bids[0].bid_id, first.bids[0].bid_id);
+        clock.advance_ms(60_000);
+        let later = e.ping(&s, &ping()).unwrap();
+        assert_ne!(later.ping_id, first.ping_id, "a new lock after expiry");
+    }
+
+    #[test]
+    fn post_lifecycle_errors() {
+        let (e, clock) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let s = e.seller_by_id("s1").unwrap();
+        let a = e.ping(&s, &ping()).unwrap();
+        let ids = vec![a.bids[0].bid_id];
+        let mut other = lead_with_phone("2125550123");
+        other.ping.attributes.age = Some(35);
+        assert_eq!(e.post(&s, a.ping_id, &ids, &other).unwrap_err(), EngineError::PostMismatch { field: "age" });
+        let bogus = BidId { ping: a.ping_id, index: 5 };
+        assert!(matches!(e.post(&s, a.ping_id, &[bogus], &lead_with_phone("2125550123")), Err(EngineError::UnknownBid(_))));
+        assert_eq!(e.post(&s, PingId(7), &ids, &lead_with_phone("2125550123")).unwrap_err(), EngineError::PingNotFound);
+        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        // While the first post is settling, a second one is refused.
+        assert_eq!(e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap_err(), EngineError::PingAlreadyUsed);
+        e.commit(&st);
+        assert_eq!(e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap_err(), EngineError::PingAlreadyUsed);
+
+        let b = e.ping(&s, &ping()).unwrap();
+        clock.advance_ms(60_000);
+        assert_eq!(
+            e.post(&s, b.ping_id, &[b.bids[0].bid_id], &lead_with_phone("3125550123")).unwrap_err(),
+            EngineError::PingExpired
+        );
+        clock.advance_ms(600_000);
+        e.sweep(1000);
+        assert_eq!(
+            e.post(&s, b.ping_id, &[b.bids[0].bid_id], &lead_with_phone("3125550123")).unwrap_err(),
+            EngineError::PingNotFound
+        );
+    }
+
+    #[test]
+    fn rollback_restores_money_dedupe_and_the_ping() {
+        let (e, _) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let s = e.seller_by_id("s1").unwrap();
+        let a = e.ping(&s, &ping()).unwrap();
+        let ids = vec![a.bids[0].bid_id];
+        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        assert_eq!(e.campaign_counters("c").unwrap().spent_cents, 1000);
+        e.rollback(&st);
+        assert_eq!(e.campaign_counters("c").unwrap().spent_cents, 0);
+        assert_eq!(e.dedupe_entries(), 0);
+        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        e.commit(&st);
+        assert_eq!(e.campaign_counters("c").unwrap().sold, 1);
+    }
+
+    #[test]
+    fn dedupe_blocks_the_same_phone_for_the_same_account() {
+        let (e, clock) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        sell(&e, "2125550123").unwrap();
+        assert_eq!(sell(&e, "2125550123").unwrap_err(), EngineError::DuplicateLead);
+        sell(&e, "2125550124").unwrap();
+        clock.advance_ms(720 * 3_600_000);
+        sell(&e, "2125550123").unwrap();
+    }
+
+    #[test]
+    fn caps_and_budget_refuse_posts_exactly() {
+        let mut c = campaign("c", "a", SaleType::Exclusive, 1000);
+        c.caps.daily = CapLimit { leads: Some(2), spend_cents: None };
+        let (e, clock) = engine(market(&["a"], vec![c]));
+        sell(&e, "2125550001").unwrap();
+        sell(&e, "2125550002").unwrap();
+        let s = e.seller_by_id("s1").unwrap();
+        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::CapsReached));
+        clock.advance_ms(24 * 3_600_000);
+        sell(&e, "2125550003").unwrap();
+    }
+
+    #[test]
+    fn direct_post_cascades_past_a_duplicate() {
+        let (e, _) = engine(market(&["a", "b"], vec![
+            campaign("a1", "a", SaleType::Exclusive, 2000),
+            campaign("b1", "b", SaleType::Exclusive, 1000),
+        ]));
+        let s = e.seller_by_id("s1").unwrap();
+        let lead = lead_with_phone("2125550123");
+        let DirectOutcome::Sold(first) = e.direct_post(&s, &lead).unwrap() else { panic!("unsold") };
+        assert_eq!(first.sales[0].buyer_price_cents, 2000);
+        e.commit(&first);
+        let DirectOutcome::Sold(second) = e.direct_post(&s, &lead).unwrap() else { panic!("unsold") };
+        assert_eq!(second.sales[0].buyer_price_cents, 1000, "the duplicate for a goes to b");
+        e.commit(&second);
+        assert!(matches!(e.direct_post(&s, &lead).unwrap(), DirectOutcome::Unsold("duplicate_lead")));
+    }
+
+    #[test]
+    fn replay_rebuilds_the_committed_state() {
+        let m = market(&["a", "b"], vec![
+            campaign("a1", "a", SaleType::Shared, 700),
+            campaign("b1", "b", SaleType::Shared, 600),
+        ]);
+        let (e, _) = engine(m.clone());
+        let mut events = vec![];
+        for i in 0..5 {
+            let s = e.seller_by_id("s1").unwrap();
+            let mut p = ping();
+            p.attributes.age = Some(30 + i);
+            let a = e.ping(&s, &p).unwrap();
+            events.push(a.event.clone().unwrap());
+            if i % 2 == 0 {
+                let mut lead = lead_with_phone(&format!("21255501{i:02}"));
+                lead.ping = p;
+                let ids: Vec<_> = a.bids.iter().map(|b| b.bid_id).collect();
+                let st = e.post(&s, a.ping_id, &ids, &lead).unwrap();
+                e.commit(&st);
+                events.push(st.event.clone());
+            }
+        }
+        let (r, _) = engine(m);
+        for ev in &events {
+            r.apply(ev);
+        }
+        for id in ["a1", "b1"] {
+            assert_eq!(r.campaign_counters(id), e.campaign_counters(id), "{id}");
+        }
+        assert_eq!(r.dedupe_entries(), e.dedupe_entries());
+        assert_eq!(r.pending_pings(), e.pending_pings());
+        // A ping sold before the restart stays used; an open one is postable.
+        let s = r.seller_by_id("s1").unwrap();
+        let Event::PingIssued(p0) = &events[0] else { panic!() };
+        let bid0 = BidId { ping: p0.ping_id, index: 0 };
+        let lead = Lead { ping: p0.ping.clone(), contact: lead_with_phone("2125550999").contact };
+        assert_eq!(r.post(&s, p0.ping_id, &[bid0], &lead).unwrap_err(), EngineError::PingAlreadyUsed);
+        let Event::PingIssued(p1) = &events[2] else { panic!() };
+        let lead = Lead { ping: p1.ping.clone(), contact: lead_with_phone("2125550998").contact };
+        r.post(&s, p1.ping_id, &[BidId { ping: p1.ping_id, index: 0 }], &lead).unwrap();
     }
 }

@@ -47,6 +47,7 @@ pub mod hash;
 pub mod index;
 pub mod localtime;
 pub mod snapshot;
+pub mod testing;
 
 pub use auction::NoBidReason;
 pub use engine::{DirectOutcome, Engine, EngineError, PingAnswer, Settlement};

@@ -74,10 +74,10 @@ mod tests {
 
     #[test]
     fn dst_hour_keys_stay_distinct() {
-        // 2026-11-01 06:00Z and 07:00Z are both 01:xx in New York (fall back), but distinct hours.
+        // 2026-11-01 05:30Z and 06:30Z are both 01:30 in New York (fall back), but distinct hours.
         let ny: Tz = "America/New_York".parse().unwrap();
-        let a = LocalTime::at(ny, 1_793_512_800_000 + 30 * 60_000);
-        let b = LocalTime::at(ny, 1_793_516_400_000 + 30 * 60_000);
+        let a = LocalTime::at(ny, 1_793_512_800_000 - 30 * 60_000);
+        let b = LocalTime::at(ny, 1_793_512_800_000 + 30 * 60_000);
         assert_eq!(a.hour, 1);
         assert_eq!(b.hour, 1);
         // Both local 01:30 share a local hour key: a campaign's hourly cap covers the repeated hour.

@@ -1,0 +1,277 @@
+//! The seller-facing HTTP server: raw hyper 1.x, HTTP/1.1 keep-alive.
+//!
+//! Each request: route, bounded body read under the request deadline,
+//! authenticate, parse (protocol crate), run the engine, journal, answer.
+//! A post is answered `sold` only after the journal says its event is
+//! durable. The commit or rollback of a settlement happens in the journal's
+//! callback, not in the request future, so a client that disconnects (or a
+//! deadline that fires) can never leave a sale half-settled.
+
+use crate::metrics::{JournalGauges, Metrics, Route};
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use leadex_engine::{DirectOutcome, Engine, EngineError, Journal, JournalError, Settlement};
+use leadex_protocol as wire;
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Server tunables (from config).
+#[derive(Debug, Clone, Copy)]
+pub struct ServerSettings {
+    /// Largest body accepted, bytes.
+    pub body_limit_bytes: usize,
+    /// Deadline to receive and parse a request, ms.
+    pub request_timeout_ms: u64,
+    /// Deadline for the request head, ms.
+    pub header_read_timeout_ms: u64,
+    /// Most concurrent connections.
+    pub max_connections: usize,
+}
+
+/// Everything a request handler needs.
+pub struct App {
+    /// The engine.
+    pub engine: Arc<Engine>,
+    /// The journal.
+    pub journal: Arc<dyn Journal>,
+    /// Reads the journal's figures for `/metrics` and `/healthz`.
+    pub journal_gauges: Box<dyn Fn() -> JournalGauges + Send + Sync>,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Settings.
+    pub settings: ServerSettings,
+}
+
+type Answer = Response<Full<Bytes>>;
+
+fn json(status: StatusCode, body: Vec<u8>) -> Answer {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r
+}
+
+fn error(app: &App, e: wire::ProtocolError) -> Answer {
+    app.metrics.error(e.code.as_str());
+    let mut out = Vec::with_capacity(128);
+    e.encode(&mut out);
+    json(StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST), out)
+}
+
+fn protocol_error(code: wire::ErrorCode, message: impl Into<String>) -> wire::ProtocolError {
+    wire::ProtocolError::new(code, message)
+}
+
+fn engine_error(e: EngineError) -> wire::ProtocolError {
+    use wire::ErrorCode as C;
+    match e {
+        EngineError::PingNotFound => protocol_error(C::PingNotFound, e.to_string()).with_field("ping_id"),
+        EngineError::PingExpired => protocol_error(C::PingExpired, e.to_string()).with_field("ping_id"),
+        EngineError::PingAlreadyUsed => protocol_error(C::PingAlreadyUsed, e.to_string()).with_field("ping_id"),
+        EngineError::PostMismatch { field } => protocol_error(C::PostMismatch, e.to_string()).with_field(field),
+        EngineError::UnknownBid(_) => protocol_error(C::BidUnavailable, e.to_string()).with_field("bid_ids"),
+        EngineError::BidUnavailable => protocol_error(C::BidUnavailable, e.to_string()).with_field("bid_ids"),
+        EngineError::DuplicateLead => protocol_error(C::DuplicateLead, e.to_string()).with_field("contact.phone"),
+        EngineError::Overloaded(_) => protocol_error(C::Overloaded, "the exchange is at capacity; retry shortly"),
+    }
+}
+
+/// Serves one request. Never fails: every problem is an HTTP answer.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Answer, Infallible> {
+    let started = Instant::now();
+    let route = match req.uri().path() {
+        "/v1/ping" => Route::Ping,
+        "/v1/post" => Route::Post,
+        "/v1/leads" => Route::DirectPost,
+        "/healthz" => Route::Health,
+        "/metrics" => Route::Metrics,
+        _ => Route::Other,
+    };
+    let answer = match (route, req.method() == Method::POST, req.method() == Method::GET) {
+        (Route::Other, _, _) => error(&app, protocol_error(wire::ErrorCode::NotFound, "no such route")),
+        (Route::Health, _, true) => health(&app),
+        (Route::Metrics, _, true) => {
+            let body = app.metrics.render(&app.engine, &(app.journal_gauges)());
+            let mut r = Response::new(Full::new(Bytes::from(body)));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+            r
+        }
+        (Route::Ping | Route::Post | Route::DirectPost, true, _) => match seller_request(&app, route, req).await {
+            Ok(a) => a,
+            Err(e) => error(&app, e),
+        },
+        _ => error(&app, protocol_error(wire::ErrorCode::MethodNotAllowed, "method not allowed on this route")),
+    };
+    app.metrics.observe(route, answer.status().as_u16(), started.elapsed());
+    Ok(answer)
+}
+
+fn health(app: &App) -> Answer {
+    let g = (app.journal_gauges)();
+    let snap = app.engine.snapshot();
+    let (status, code) = if g.healthy { ("ok", StatusCode::OK) } else { ("degraded", StatusCode::SERVICE_UNAVAILABLE) };
+    let body = format!(
+        "{{\"status\":\"{status}\",\"journal\":\"{}\",\"campaigns\":{},\"pending_pings\":{},\"journal_last_lsn\":{}}}",
+        if g.healthy { "ok" } else { "unavailable" },
+        snap.campaigns.len(),
+        app.engine.pending_pings(),
+        g.last_lsn
+    );
+    json(code, body.into_bytes())
+}
+
+async fn read_body(app: &App, req: Request<Incoming>) -> Result<Vec<u8>, wire::ProtocolError> {
+    let limit = app.settings.body_limit_bytes;
+    let too_large = || protocol_error(wire::ErrorCode::BodyTooLarge, format!("the body is over {limit} bytes"));
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ok = ct.to_str().is_ok_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        if !ok {
+            return Err(protocol_error(wire::ErrorCode::UnsupportedMediaType, "Content-Type must be application/json"));
+        }
+    }
+    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
+        if len.to_str().ok().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
+            return Err(too_large());
+        }
+    }
+    let deadline = Duration::from_millis(app.settings.request_timeout_ms);
+    let collected = tokio::time::timeout(deadline, Limited::new(req.into_body(), limit).collect()).await;
+    match collected {
+        Err(_) => Err(protocol_error(wire::ErrorCode::Timeout, "the request body did not arrive in time")),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(_)) => Err(protocol_error(wire::ErrorCode::InvalidJson, "the request body could not be read")),
+        Ok(Ok(body)) => Ok(body.to_bytes().to_vec()),
+    }
+}
+
+fn authenticate(app: &App, req: &Request<Incoming>) -> Result<leadex_engine::snapshot::Seller, wire::ProtocolError> {
+    let unauthorized = || protocol_error(wire::ErrorCode::Unauthorized, "a valid 'Authorization: Bearer <key>' header is required");
+    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
+    let key = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).ok_or_else(unauthorized)?;
+    if key.is_empty() || key.len() > 256 {
+        return Err(unauthorized());
+    }
+    let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    app.engine.authenticate(&digest).ok_or_else(unauthorized)
+}
+
+async fn seller_request(app: &Arc<App>, route: Route, req: Request<Incoming>) -> Result<Answer, wire::ProtocolError> {
+    let seller = authenticate(app, &req)?;
+    let mut body = read_body(app, req).await?;
+    let mut out = Vec::with_capacity(512);
+    match route {
+        Route::Ping => {
+            let ping = wire::parse_ping(&mut body)?;
+            let answer = app.engine.ping(&seller, &ping).map_err(engine_error)?;
+            if let Some(event) = answer.event.clone() {
+                if let Err(e) = app.journal.append(vec![event], None) {
+                    app.engine.forget_ping(answer.ping_id);
+                    app.metrics.ping_journal_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(error = %e, "ping not journaled; answered overloaded");
+                    return Err(protocol_error(wire::ErrorCode::Overloaded, "the exchange is at capacity; retry shortly"));
+                }
+            }
+            let bids: Vec<wire::WireBid<'_>> = answer
+                .bids
+                .iter()
+                .map(|b| wire::WireBid { bid_id: b.bid_id, buyer: &b.buyer_name, price_cents: b.price_cents, sale_type: b.sale_type })
+                .collect();
+            wire::encode_ping_response(
+                &mut out,
+                &wire::PingResponse {
+                    ping_id: answer.ping_id,
+                    expires_at_ms: answer.expires_at_ms,
+                    bids: &bids,
+                    no_bid_reason: answer.no_bid_reason.map(|r| r.as_str()),
+                },
+            );
+            Ok(json(StatusCode::OK, out))
+        }
+        Route::Post => {
+            let post = wire::parse_post(&mut body)?;
+            let settlement = app.engine.post(&seller, post.ping_id, &post.bid_ids, &post.lead).map_err(engine_error)?;
+            durable_sale(app, settlement, &mut out).await?;
+            Ok(json(StatusCode::OK, out))
+        }
+        Route::DirectPost => {
+            let lead = wire::parse_direct_post(&mut body)?;
+            match app.engine.direct_post(&seller, &lead).map_err(engine_error)? {
+                DirectOutcome::Sold(settlement) => durable_sale(app, settlement, &mut out).await?,
+                DirectOutcome::Unsold(reason) => wire::encode_unsold_response(&mut out, reason),
+            }
+            Ok(json(StatusCode::OK, out))
+        }
+        _ => unreachable!("invariant: only seller routes reach seller_request"),
+    }
+}
+
+/// Settles exactly once: commit on durable, rollback on failure, and
+/// rollback if the journal drops the callback without calling it.
+struct SettleOnce {
+    inner: Option<(Arc<Engine>, Settlement, tokio::sync::oneshot::Sender<Result<(), JournalError>>)>,
+}
+
+impl SettleOnce {
+    fn finish(&mut self, result: Result<u64, JournalError>) {
+        if let Some((engine, settlement, tx)) = self.inner.take() {
+            let outcome = match result {
+                Ok(_) => {
+                    engine.commit(&settlement);
+                    Ok(())
+                }
+                Err(e) => {
+                    engine.rollback(&settlement);
+                    Err(e)
+                }
+            };
+            let _ = tx.send(outcome); // the request may be gone; the sale is settled either way
+        }
+    }
+}
+
+impl Drop for SettleOnce {
+    fn drop(&mut self) {
+        self.finish(Err(JournalError::Closed));
+    }
+}
+
+/// Journals a settlement, waits until durable, and writes the `sold` answer.
+/// Commit or rollback runs inside the journal callback (see module docs).
+async fn durable_sale(app: &Arc<App>, settlement: Settlement, out: &mut Vec<u8>) -> Result<(), wire::ProtocolError> {
+    let sold: Vec<(Option<leadex_engine::BidId>, Arc<str>, u64)> =
+        settlement.sales.iter().map(|s| (s.bid_id, s.buyer_name.clone(), s.seller_price_cents)).collect();
+    let lead_id = settlement.lead_id;
+    let event = settlement.event.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), JournalError>>();
+    let mut guard = SettleOnce { inner: Some((app.engine.clone(), settlement, tx)) };
+    let callback = Box::new(move |result: Result<u64, JournalError>| guard.finish(result));
+    // If `append` refuses, it drops the callback, and the guard rolls back.
+    let queued = app.journal.append(vec![event], Some(callback));
+    let outcome = match queued {
+        Err(e) => Err(e),
+        Ok(()) => rx.await.unwrap_or(Err(JournalError::Closed)),
+    };
+    match outcome {
+        Ok(()) => {
+            let sales: Vec<wire::WireSale<'_>> = sold
+                .iter()
+                .map(|(bid_id, buyer, price)| wire::WireSale { bid_id: *bid_id, buyer, price_cents: *price })
+                .collect();
+            wire::encode_post_response(out, &wire::PostResponse { lead_id, sales: &sales });
+            Ok(())
+        }
+        Err(e) => {
+            app.metrics.post_journal_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(error = %e, "sale not made durable; rolled back");
+            Err(protocol_error(
+                wire::ErrorCode::PersistenceUnavailable,
+                "the sale could not be made durable; nothing was charged",
+            ))
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the `leadex` server over real sockets: the seller
+//! flow, money and caps under concurrency, and crash safety of the real
+//! binary. One test binary (ripgrep style) so the suite links once.
+
+mod concurrency;
+mod crash;
+mod flow;
+mod support;
