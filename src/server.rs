@@ -201,7 +201,7 @@ async fn seller_request(app: &Arc<App>, route: Route, req: Request<Incoming>) ->
         Route::DirectPost => {
             let lead = wire::parse_direct_post(&mut body)?;
             match app.engine.direct_post(&seller, &lead).map_err(engine_error)? {
-                DirectOutcome::Sold(settlement) => durable_sale(app, settlement, &mut out).await?,
+                DirectOutcome::Sold(settlement) => durable_sale(app, *settlement, &mut out).await?,
                 DirectOutcome::Unsold(reason) => wire::encode_unsold_response(&mut out, reason),
             }
             Ok(json(StatusCode::OK, out))

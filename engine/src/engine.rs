@@ -179,7 +179,7 @@ impl Settlement {
 #[derive(Debug)]
 pub enum DirectOutcome {
     /// Sold; commit or roll back after journaling.
-    Sold(Settlement),
+    Sold(Box<Settlement>),
     /// Not sold, with the stable reason code.
     Unsold(&'static str),
 }
@@ -528,7 +528,7 @@ impl Engine {
                 })
                 .collect();
             match self.settle(&snap, seller, lead, &bids, now) {
-                Ok(sales) => return Ok(DirectOutcome::Sold(self.settlement(None, seller, lead, sales, now))),
+                Ok(sales) => return Ok(DirectOutcome::Sold(Box::new(self.settlement(None, seller, lead, sales, now)))),
                 Err(e @ EngineError::Overloaded(_)) => return Err(e),
                 Err(e) => {
                     last_error = Some(e);
