@@ -61,9 +61,6 @@ pub struct ServerConfig {
     /// Deadline for one request, from its head to its answer, in
     /// milliseconds. Default 10000.
     pub request_timeout_ms: u64,
-    /// How long an idle keep-alive connection is kept open, in milliseconds.
-    /// Default 60000.
-    pub keep_alive_idle_timeout_ms: u64,
     /// Largest request body accepted, in bytes. Default and maximum 65536
     /// (the protocol's limit).
     pub body_limit_bytes: usize,
@@ -78,7 +75,6 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             header_read_timeout_ms: 5_000,
             request_timeout_ms: 10_000,
-            keep_alive_idle_timeout_ms: 60_000,
             body_limit_bytes: PROTOCOL_BODY_LIMIT_BYTES_MAX,
             max_connections: 10_000,
         }
@@ -240,12 +236,6 @@ impl Config {
             TIMEOUT_MS_MAX,
         )?;
         check_range(
-            "server.keep_alive_idle_timeout_ms",
-            s.keep_alive_idle_timeout_ms,
-            1,
-            TIMEOUT_MS_MAX,
-        )?;
-        check_range(
             "server.body_limit_bytes",
             s.body_limit_bytes,
             1,
@@ -297,7 +287,6 @@ mod tests {
         assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.server.header_read_timeout_ms, 5_000);
         assert_eq!(c.server.request_timeout_ms, 10_000);
-        assert_eq!(c.server.keep_alive_idle_timeout_ms, 60_000);
         assert_eq!(c.server.body_limit_bytes, 65_536);
         assert_eq!(c.server.max_connections, 10_000);
         assert_eq!(c.storage.backend, StorageBackend::File);

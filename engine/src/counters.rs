@@ -221,9 +221,12 @@ impl CampaignCounters {
                 None => used.saturating_add(amount),
             };
             if p > period {
-                // The counter already moved to a later period (clock skew between
-                // threads within a millisecond): count nothing in the old one.
-                return true;
+                // The counter already moved to a later period: this charge read
+                // the clock before the period turned (the thread may have been
+                // descheduled for any length of time). Its own period's use is
+                // no longer known, so a capped slot refuses rather than risk
+                // passing the cap; an uncapped slot just does not count it.
+                return limit.is_none();
             }
             match word.compare_exchange_weak(cur, pack(period, next_value), Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return true,

@@ -220,6 +220,10 @@ pub struct Engine {
     /// The sweeper's look-ahead: one received item not yet due.
     expiry_next: Mutex<Option<(i64, PingId)>>,
     dedupe: DashMap<u64, i64>,
+    /// Pings whose sale was replayed before their `PingIssued` (a repeated
+    /// ping can be posted before the original's event is appended), with
+    /// the sale time; `apply(PingIssued)` marks them used. Swept with pings.
+    sold_before_issue: DashMap<PingId, i64>,
     last_dedupe_sweep_ms: AtomicI64,
     id_epoch: u64,
     id_sequence: AtomicU64,
@@ -277,6 +281,7 @@ impl Engine {
             expiry_rx,
             expiry_next: Mutex::new(None),
             dedupe: DashMap::new(),
+            sold_before_issue: DashMap::new(),
             last_dedupe_sweep_ms: AtomicI64::new(0),
             id_epoch: h.finish(),
             id_sequence: AtomicU64::new(1),
@@ -724,6 +729,7 @@ impl Engine {
                         seller_price_cents: b.seller_price_cents,
                     })
                     .collect();
+                let state = if self.sold_before_issue.remove(&p.ping_id).is_some() { PING_USED } else { PING_OPEN };
                 self.hold(Arc::new(PendingPing {
                     id: p.ping_id,
                     seller_id: Arc::from(p.seller_id.as_str()),
@@ -732,7 +738,7 @@ impl Engine {
                     request_hash: p.request_hash,
                     ping: p.ping.clone(),
                     bids,
-                    state: AtomicU8::new(PING_OPEN),
+                    state: AtomicU8::new(state),
                 }));
             }
             Event::LeadSold(s) => {
@@ -749,8 +755,11 @@ impl Engine {
                     }
                 }
                 if let Some(id) = s.ping_id {
-                    if let Some(p) = self.pending.get(&id) {
-                        p.state.store(PING_USED, Ordering::Release);
+                    match self.pending.get(&id) {
+                        Some(p) => p.state.store(PING_USED, Ordering::Release),
+                        None => {
+                            self.sold_before_issue.insert(id, s.sold_at_ms);
+                        }
                     }
                 }
                 self.count_sale(s.sales.iter().map(|x| (x.bid.buyer_price_cents, x.bid.seller_price_cents)));
@@ -776,6 +785,8 @@ impl Engine {
             removed += 1;
         }
         drop(next);
+        let horizon = now - self.settings.price_lock_ms as i64 - memory;
+        self.sold_before_issue.retain(|_, sold_at| *sold_at > horizon);
         // Relaxed: only this control-plane task reads and writes it.
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);

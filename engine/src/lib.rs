@@ -24,7 +24,7 @@
 //!     consent: None,
 //! };
 //! let seller = engine.seller_by_id("s1").unwrap();
-//! let answer = engine.ping(seller, &ping).unwrap();
+//! let answer = engine.ping(&seller, &ping).unwrap();
 //! assert!(answer.bids.is_empty());
 //! ```
 

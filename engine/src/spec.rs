@@ -136,7 +136,8 @@ pub struct Caps {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DedupeScope {
-    /// Any campaign of the same buyer account.
+    /// Any campaign of the same top-level buyer account that also dedupes
+    /// by account (account-scoped and campaign-scoped entries are separate).
     #[default]
     Buyer,
     /// The same campaign only.

@@ -1356,7 +1356,7 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// Regressions for engine bugs (ignored until fixed)
+// Regressions for engine bugs found by these tests (fixed; kept so they stay fixed)
 // ---------------------------------------------------------------------------
 
 /// A clock that, once, makes one chosen thread stop right after reading the
@@ -1417,10 +1417,7 @@ fn all_bids(answer: &PingAnswer) -> Vec<BidId> {
 }
 
 #[test]
-#[ignore = "bug: CampaignCounters::add_in_period lets a charge for an older period \
-            through uncounted once the counter moved to a newer one (the `p > period` \
-            branch), so a post that read the clock at 12:59:59 and charged after another \
-            post at 13:00 passes the 12:00 hour's cap"]
+// Regression: a charge for an older period than its counter records is refused.
 fn a_post_that_read_the_clock_before_the_hour_turned_cannot_pass_that_hours_cap() {
     let mut c = testing::campaign("c", "a", SaleType::Exclusive, 1000);
     c.caps.hourly = CapLimit {
@@ -1499,10 +1496,7 @@ fn a_post_that_read_the_clock_before_the_hour_turned_cannot_pass_that_hours_cap(
 }
 
 #[test]
-#[ignore = "bug: Engine::ping makes a ping visible to repeated pings (and so to posts) \
-            before the caller journals its PingIssued event; a sale of it can be journaled \
-            first, and on replay apply(LeadSold) finds no ping to mark used, then \
-            apply(PingIssued) holds it open, so the ping sells a second time after a restart"]
+// Regression: a sale journaled before its ping's PingIssued keeps the ping used on replay.
 fn a_sale_journaled_before_its_ping_is_still_used_after_replay() {
     let mut c = testing::campaign("c", "a", SaleType::Exclusive, 1000);
     c.dedupe_window_hours = 0; // so only the ping's state can refuse a second sale
