@@ -50,7 +50,10 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     init_tracing(&loaded.config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("leadex: cannot start the runtime: {e}");
@@ -74,7 +77,9 @@ fn usage_error(message: &str) -> ExitCode {
 fn init_tracing(config: &leadex_config::Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         leadex_config::LogFormat::Json => builder.json().init(),
         leadex_config::LogFormat::Text => builder.init(),
@@ -83,7 +88,9 @@ fn init_tracing(config: &leadex_config::Config) {
 
 async fn serve(loaded: leadex_config::Loaded) -> anyhow::Result<()> {
     let running = leadex::run::start(loaded).await?;
-    shutdown_signal().await.context("waiting for a shutdown signal")?;
+    shutdown_signal()
+        .await
+        .context("waiting for a shutdown signal")?;
     tracing::info!("shutting down: draining requests and flushing the journal");
     running.shutdown().await?;
     tracing::info!("stopped cleanly");

@@ -35,10 +35,15 @@ const ROUTES: [(Route, &str); 6] = [
     (Route::Other, "other"),
 ];
 
-const STATUSES: [u16; 14] = [200, 400, 401, 404, 405, 408, 409, 410, 413, 415, 422, 500, 503, 0];
+const STATUSES: [u16; 14] = [
+    200, 400, 401, 404, 405, 408, 409, 410, 413, 415, 422, 500, 503, 0,
+];
 
 /// Histogram bucket upper bounds, microseconds.
-const BUCKETS_US: [u64; 14] = [25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000, 10_000_000];
+const BUCKETS_US: [u64; 14] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000,
+    10_000_000,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -60,14 +65,20 @@ pub struct Metrics {
 }
 
 fn route_index(route: Route) -> usize {
-    ROUTES.iter().position(|(r, _)| *r == route).unwrap_or(ROUTES.len() - 1)
+    ROUTES
+        .iter()
+        .position(|(r, _)| *r == route)
+        .unwrap_or(ROUTES.len() - 1)
 }
 
 impl Metrics {
     /// Records one answered request.
     pub fn observe(&self, route: Route, status: u16, elapsed: Duration) {
         let r = route_index(route);
-        let s = STATUSES.iter().position(|x| *x == status).unwrap_or(STATUSES.len() - 1);
+        let s = STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len() - 1);
         self.requests[r][s].fetch_add(1, Ordering::Relaxed);
         let us = elapsed.as_micros().min(u128::from(u64::MAX)) as u64;
         let h = &self.latency[r];
@@ -84,7 +95,10 @@ impl Metrics {
             c.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        self.errors_by_code.entry(code).or_default().fetch_add(1, Ordering::Relaxed);
+        self.errors_by_code
+            .entry(code)
+            .or_default()
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     /// Renders everything in Prometheus text format 0.0.4.
@@ -96,12 +110,21 @@ impl Metrics {
             for (s, status) in STATUSES.iter().enumerate() {
                 let n = self.requests[r][s].load(Ordering::Relaxed);
                 if n > 0 {
-                    let status = if *status == 0 { "other".to_owned() } else { status.to_string() };
-                    let _ = writeln!(out, "leadex_requests_total{{route=\"{path}\",status=\"{status}\"}} {n}");
+                    let status = if *status == 0 {
+                        "other".to_owned()
+                    } else {
+                        status.to_string()
+                    };
+                    let _ = writeln!(
+                        out,
+                        "leadex_requests_total{{route=\"{path}\",status=\"{status}\"}} {n}"
+                    );
                 }
             }
         }
-        out.push_str("# HELP leadex_request_duration_seconds Time from request head to answer, by route.\n");
+        out.push_str(
+            "# HELP leadex_request_duration_seconds Time from request head to answer, by route.\n",
+        );
         out.push_str("# TYPE leadex_request_duration_seconds histogram\n");
         for (r, (_, path)) in ROUTES.iter().enumerate() {
             let h = &self.latency[r];
@@ -118,28 +141,50 @@ impl Metrics {
                     *le as f64 / 1e6
                 );
             }
-            let _ = writeln!(out, "leadex_request_duration_seconds_bucket{{route=\"{path}\",le=\"+Inf\"}} {count}");
+            let _ = writeln!(
+                out,
+                "leadex_request_duration_seconds_bucket{{route=\"{path}\",le=\"+Inf\"}} {count}"
+            );
             let _ = writeln!(
                 out,
                 "leadex_request_duration_seconds_sum{{route=\"{path}\"}} {}",
                 h.sum_us.load(Ordering::Relaxed) as f64 / 1e6
             );
-            let _ = writeln!(out, "leadex_request_duration_seconds_count{{route=\"{path}\"}} {count}");
+            let _ = writeln!(
+                out,
+                "leadex_request_duration_seconds_count{{route=\"{path}\"}} {count}"
+            );
         }
         out.push_str("# HELP leadex_errors_total Error answers by stable error code.\n");
         out.push_str("# TYPE leadex_errors_total counter\n");
-        let mut codes: Vec<_> =
-            self.errors_by_code.iter().map(|e| (*e.key(), e.value().load(Ordering::Relaxed))).collect();
+        let mut codes: Vec<_> = self
+            .errors_by_code
+            .iter()
+            .map(|e| (*e.key(), e.value().load(Ordering::Relaxed)))
+            .collect();
         codes.sort_unstable();
         for (code, n) in codes {
             let _ = writeln!(out, "leadex_errors_total{{code=\"{code}\"}} {n}");
         }
         let s = &engine.stats;
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         };
-        counter(&mut out, "leadex_pings_total", "Pings run through the auction.", s.pings.load(Ordering::Relaxed));
-        counter(&mut out, "leadex_bids_total", "Bids returned to sellers.", s.bids.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "leadex_pings_total",
+            "Pings run through the auction.",
+            s.pings.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "leadex_bids_total",
+            "Bids returned to sellers.",
+            s.bids.load(Ordering::Relaxed),
+        );
         out.push_str("# HELP leadex_no_bids_total Pings answered without a bid, by reason.\n# TYPE leadex_no_bids_total counter\n");
         for reason in NoBidReason::ALL {
             let _ = writeln!(
@@ -149,10 +194,30 @@ impl Metrics {
                 s.no_bids[reason as usize].load(Ordering::Relaxed)
             );
         }
-        counter(&mut out, "leadex_leads_sold_total", "Leads sold (durable).", s.leads_sold.load(Ordering::Relaxed));
-        counter(&mut out, "leadex_sales_total", "Sales (one per buyer of a lead).", s.sales.load(Ordering::Relaxed));
-        counter(&mut out, "leadex_spend_cents_total", "Buyer spend in cents.", s.spend_cents.load(Ordering::Relaxed));
-        counter(&mut out, "leadex_payout_cents_total", "Seller payouts in cents.", s.payout_cents.load(Ordering::Relaxed));
+        counter(
+            &mut out,
+            "leadex_leads_sold_total",
+            "Leads sold (durable).",
+            s.leads_sold.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "leadex_sales_total",
+            "Sales (one per buyer of a lead).",
+            s.sales.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "leadex_spend_cents_total",
+            "Buyer spend in cents.",
+            s.spend_cents.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "leadex_payout_cents_total",
+            "Seller payouts in cents.",
+            s.payout_cents.load(Ordering::Relaxed),
+        );
         counter(
             &mut out,
             "leadex_ping_journal_refusals_total",
@@ -169,13 +234,48 @@ impl Metrics {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         };
         let snap = engine.snapshot();
-        gauge(&mut out, "leadex_campaigns", "Campaigns loaded.", snap.campaigns.len() as u64);
-        gauge(&mut out, "leadex_pending_pings", "Pings held under a price lock.", engine.pending_pings() as u64);
-        gauge(&mut out, "leadex_dedupe_entries", "Dedupe entries held.", engine.dedupe_entries() as u64);
-        gauge(&mut out, "leadex_journal_last_lsn", "Last journal record written.", journal.last_lsn);
-        gauge(&mut out, "leadex_journal_healthy", "1 when the journal accepts writes.", u64::from(journal.healthy));
-        counter(&mut out, "leadex_journal_fsyncs_total", "Journal fsync calls.", journal.fsyncs);
-        gauge(&mut out, "leadex_journal_fsync_max_microseconds", "Slowest journal fsync.", journal.fsync_max_us);
+        gauge(
+            &mut out,
+            "leadex_campaigns",
+            "Campaigns loaded.",
+            snap.campaigns.len() as u64,
+        );
+        gauge(
+            &mut out,
+            "leadex_pending_pings",
+            "Pings held under a price lock.",
+            engine.pending_pings() as u64,
+        );
+        gauge(
+            &mut out,
+            "leadex_dedupe_entries",
+            "Dedupe entries held.",
+            engine.dedupe_entries() as u64,
+        );
+        gauge(
+            &mut out,
+            "leadex_journal_last_lsn",
+            "Last journal record written.",
+            journal.last_lsn,
+        );
+        gauge(
+            &mut out,
+            "leadex_journal_healthy",
+            "1 when the journal accepts writes.",
+            u64::from(journal.healthy),
+        );
+        counter(
+            &mut out,
+            "leadex_journal_fsyncs_total",
+            "Journal fsync calls.",
+            journal.fsyncs,
+        );
+        gauge(
+            &mut out,
+            "leadex_journal_fsync_max_microseconds",
+            "Slowest journal fsync.",
+            journal.fsync_max_us,
+        );
         out
     }
 }

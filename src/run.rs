@@ -9,7 +9,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use leadex_config::{Config, Loaded};
 use leadex_engine::{Engine, SystemClock};
-use leadex_persistence::{FileJournal, FileJournalOptions, FsyncPolicy};
+use leadex_persistence::{FileJournal, FsyncPolicy, JournalOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -40,13 +40,15 @@ impl Running {
         let _ = self.stop.send(true);
         self.serving.await.context("server task failed")?;
         let journal = self.journal.clone();
-        tokio::task::spawn_blocking(move || journal.shutdown()).await.context("journal shutdown task failed")?;
+        tokio::task::spawn_blocking(move || journal.shutdown())
+            .await
+            .context("journal shutdown task failed")?;
         Ok(())
     }
 }
 
-fn journal_options(config: &Config) -> FileJournalOptions {
-    let mut options = FileJournalOptions::new(config.storage.path.join("journal"));
+fn journal_options(config: &Config) -> JournalOptions {
+    let mut options = JournalOptions::new(config.storage.path.join("journal"));
     options.fsync = match config.storage.fsync {
         leadex_config::FsyncMode::Always => FsyncPolicy::Always,
         leadex_config::FsyncMode::Never => FsyncPolicy::Never,
@@ -58,10 +60,15 @@ fn journal_options(config: &Config) -> FileJournalOptions {
 
 /// Builds everything and starts serving on `config.server.listen`.
 pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
-    let Loaded { config, marketplace, .. } = loaded;
+    let Loaded {
+        config,
+        marketplace,
+        ..
+    } = loaded;
     let started = Instant::now();
     let engine = Arc::new(
-        Engine::new(config.engine, &marketplace, Arc::new(SystemClock)).context("building the marketplace")?,
+        Engine::new(config.engine, &marketplace, Arc::new(SystemClock))
+            .context("building the marketplace")?,
     );
     let options = journal_options(&config);
     let replay_engine = engine.clone();
@@ -92,8 +99,8 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             JournalGauges {
                 last_lsn: s.last_lsn,
                 fsyncs: s.fsyncs,
-                fsync_max_us: s.fsync_max_us,
-                healthy: s.healthy,
+                fsync_max_us: s.fsync_latency_us_max,
+                healthy: s.accepting,
             }
         }),
         metrics: Metrics::default(),
@@ -118,7 +125,13 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     });
     let serving = tokio::spawn(serve(listener, app, stop_rx));
     tracing::info!(%addr, "leadex is serving");
-    Ok(Running { addr, engine, journal, stop, serving })
+    Ok(Running {
+        addr,
+        engine,
+        journal,
+        stop,
+        serving,
+    })
 }
 
 async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<bool>) {
@@ -147,7 +160,10 @@ async fn serve(listener: TcpListener, app: Arc<App>, mut stop: watch::Receiver<b
         };
         let _ = stream.set_nodelay(true);
         let app = app.clone();
-        let conn = http.serve_connection(TokioIo::new(stream), service_fn(move |req| handle(app.clone(), req)));
+        let conn = http.serve_connection(
+            TokioIo::new(stream),
+            service_fn(move |req| handle(app.clone(), req)),
+        );
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             let _permit = permit;

@@ -51,7 +51,10 @@ type Answer = Response<Full<Bytes>>;
 fn json(status: StatusCode, body: Vec<u8>) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -59,7 +62,10 @@ fn error(app: &App, e: wire::ProtocolError) -> Answer {
     app.metrics.error(e.code.as_str());
     let mut out = Vec::with_capacity(128);
     e.encode(&mut out);
-    json(StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST), out)
+    json(
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::BAD_REQUEST),
+        out,
+    )
 }
 
 fn protocol_error(code: wire::ErrorCode, message: impl Into<String>) -> wire::ProtocolError {
@@ -69,14 +75,29 @@ fn protocol_error(code: wire::ErrorCode, message: impl Into<String>) -> wire::Pr
 fn engine_error(e: EngineError) -> wire::ProtocolError {
     use wire::ErrorCode as C;
     match e {
-        EngineError::PingNotFound => protocol_error(C::PingNotFound, e.to_string()).with_field("ping_id"),
-        EngineError::PingExpired => protocol_error(C::PingExpired, e.to_string()).with_field("ping_id"),
-        EngineError::PingAlreadyUsed => protocol_error(C::PingAlreadyUsed, e.to_string()).with_field("ping_id"),
-        EngineError::PostMismatch { field } => protocol_error(C::PostMismatch, e.to_string()).with_field(field),
-        EngineError::UnknownBid(_) => protocol_error(C::BidUnavailable, e.to_string()).with_field("bid_ids"),
-        EngineError::BidUnavailable => protocol_error(C::BidUnavailable, e.to_string()).with_field("bid_ids"),
-        EngineError::DuplicateLead => protocol_error(C::DuplicateLead, e.to_string()).with_field("contact.phone"),
-        EngineError::Overloaded(_) => protocol_error(C::Overloaded, "the exchange is at capacity; retry shortly"),
+        EngineError::PingNotFound => {
+            protocol_error(C::PingNotFound, e.to_string()).with_field("ping_id")
+        }
+        EngineError::PingExpired => {
+            protocol_error(C::PingExpired, e.to_string()).with_field("ping_id")
+        }
+        EngineError::PingAlreadyUsed => {
+            protocol_error(C::PingAlreadyUsed, e.to_string()).with_field("ping_id")
+        }
+        // Engine attribute names map to wire names (bmi_tenths → bmi).
+        EngineError::PostMismatch { field } => wire::ProtocolError::post_mismatch(field),
+        EngineError::UnknownBid(_) => {
+            protocol_error(C::BidUnavailable, e.to_string()).with_field("bid_ids")
+        }
+        EngineError::BidUnavailable => {
+            protocol_error(C::BidUnavailable, e.to_string()).with_field("bid_ids")
+        }
+        EngineError::DuplicateLead => {
+            protocol_error(C::DuplicateLead, e.to_string()).with_field("contact.phone")
+        }
+        EngineError::Overloaded(_) => {
+            protocol_error(C::Overloaded, "the exchange is at capacity; retry shortly")
+        }
     }
 }
 
@@ -91,30 +112,52 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Answer, Inf
         "/metrics" => Route::Metrics,
         _ => Route::Other,
     };
-    let answer = match (route, req.method() == Method::POST, req.method() == Method::GET) {
-        (Route::Other, _, _) => error(&app, protocol_error(wire::ErrorCode::NotFound, "no such route")),
+    let answer = match (
+        route,
+        req.method() == Method::POST,
+        req.method() == Method::GET,
+    ) {
+        (Route::Other, _, _) => error(
+            &app,
+            protocol_error(wire::ErrorCode::NotFound, "no such route"),
+        ),
         (Route::Health, _, true) => health(&app),
         (Route::Metrics, _, true) => {
             let body = app.metrics.render(&app.engine, &(app.journal_gauges)());
             let mut r = Response::new(Full::new(Bytes::from(body)));
-            r.headers_mut()
-                .insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; version=0.0.4"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static("text/plain; version=0.0.4"),
+            );
             r
         }
-        (Route::Ping | Route::Post | Route::DirectPost, true, _) => match seller_request(&app, route, req).await {
-            Ok(a) => a,
-            Err(e) => error(&app, e),
-        },
-        _ => error(&app, protocol_error(wire::ErrorCode::MethodNotAllowed, "method not allowed on this route")),
+        (Route::Ping | Route::Post | Route::DirectPost, true, _) => {
+            match seller_request(&app, route, req).await {
+                Ok(a) => a,
+                Err(e) => error(&app, e),
+            }
+        }
+        _ => error(
+            &app,
+            protocol_error(
+                wire::ErrorCode::MethodNotAllowed,
+                "method not allowed on this route",
+            ),
+        ),
     };
-    app.metrics.observe(route, answer.status().as_u16(), started.elapsed());
+    app.metrics
+        .observe(route, answer.status().as_u16(), started.elapsed());
     Ok(answer)
 }
 
 fn health(app: &App) -> Answer {
     let g = (app.journal_gauges)();
     let snap = app.engine.snapshot();
-    let (status, code) = if g.healthy { ("ok", StatusCode::OK) } else { ("degraded", StatusCode::SERVICE_UNAVAILABLE) };
+    let (status, code) = if g.healthy {
+        ("ok", StatusCode::OK)
+    } else {
+        ("degraded", StatusCode::SERVICE_UNAVAILABLE)
+    };
     let body = format!(
         "{{\"status\":\"{status}\",\"journal\":\"{}\",\"campaigns\":{},\"pending_pings\":{},\"journal_last_lsn\":{}}}",
         if g.healthy { "ok" } else { "unavailable" },
@@ -127,32 +170,72 @@ fn health(app: &App) -> Answer {
 
 async fn read_body(app: &App, req: Request<Incoming>) -> Result<Vec<u8>, wire::ProtocolError> {
     let limit = app.settings.body_limit_bytes;
-    let too_large = || protocol_error(wire::ErrorCode::BodyTooLarge, format!("the body is over {limit} bytes"));
+    let too_large = || {
+        protocol_error(
+            wire::ErrorCode::BodyTooLarge,
+            format!("the body is over {limit} bytes"),
+        )
+    };
     if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-        let ok = ct.to_str().is_ok_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+        let ok = ct.to_str().is_ok_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
         if !ok {
-            return Err(protocol_error(wire::ErrorCode::UnsupportedMediaType, "Content-Type must be application/json"));
+            return Err(protocol_error(
+                wire::ErrorCode::UnsupportedMediaType,
+                "Content-Type must be application/json",
+            ));
         }
     }
     if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
-        if len.to_str().ok().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| n > limit) {
+        if len
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| n > limit)
+        {
             return Err(too_large());
         }
     }
     let deadline = Duration::from_millis(app.settings.request_timeout_ms);
-    let collected = tokio::time::timeout(deadline, Limited::new(req.into_body(), limit).collect()).await;
+    let collected =
+        tokio::time::timeout(deadline, Limited::new(req.into_body(), limit).collect()).await;
     match collected {
-        Err(_) => Err(protocol_error(wire::ErrorCode::Timeout, "the request body did not arrive in time")),
+        Err(_) => Err(protocol_error(
+            wire::ErrorCode::Timeout,
+            "the request body did not arrive in time",
+        )),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(protocol_error(wire::ErrorCode::InvalidJson, "the request body could not be read")),
+        Ok(Err(_)) => Err(protocol_error(
+            wire::ErrorCode::InvalidJson,
+            "the request body could not be read",
+        )),
         Ok(Ok(body)) => Ok(body.to_bytes().to_vec()),
     }
 }
 
-fn authenticate(app: &App, req: &Request<Incoming>) -> Result<leadex_engine::snapshot::Seller, wire::ProtocolError> {
-    let unauthorized = || protocol_error(wire::ErrorCode::Unauthorized, "a valid 'Authorization: Bearer <key>' header is required");
-    let value = req.headers().get(header::AUTHORIZATION).ok_or_else(unauthorized)?;
-    let key = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")).map(str::trim).ok_or_else(unauthorized)?;
+fn authenticate(
+    app: &App,
+    req: &Request<Incoming>,
+) -> Result<leadex_engine::snapshot::Seller, wire::ProtocolError> {
+    let unauthorized = || {
+        protocol_error(
+            wire::ErrorCode::Unauthorized,
+            "a valid 'Authorization: Bearer <key>' header is required",
+        )
+    };
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(unauthorized)?;
+    let key = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(unauthorized)?;
     if key.is_empty() || key.len() > 256 {
         return Err(unauthorized());
     }
@@ -160,7 +243,11 @@ fn authenticate(app: &App, req: &Request<Incoming>) -> Result<leadex_engine::sna
     app.engine.authenticate(&digest).ok_or_else(unauthorized)
 }
 
-async fn seller_request(app: &Arc<App>, route: Route, req: Request<Incoming>) -> Result<Answer, wire::ProtocolError> {
+async fn seller_request(
+    app: &Arc<App>,
+    route: Route,
+    req: Request<Incoming>,
+) -> Result<Answer, wire::ProtocolError> {
     let seller = authenticate(app, &req)?;
     let mut body = read_body(app, req).await?;
     let mut out = Vec::with_capacity(512);
@@ -171,15 +258,25 @@ async fn seller_request(app: &Arc<App>, route: Route, req: Request<Incoming>) ->
             if let Some(event) = answer.event.clone() {
                 if let Err(e) = app.journal.append(vec![event], None) {
                     app.engine.forget_ping(answer.ping_id);
-                    app.metrics.ping_journal_refusals.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    app.metrics
+                        .ping_journal_refusals
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     tracing::warn!(error = %e, "ping not journaled; answered overloaded");
-                    return Err(protocol_error(wire::ErrorCode::Overloaded, "the exchange is at capacity; retry shortly"));
+                    return Err(protocol_error(
+                        wire::ErrorCode::Overloaded,
+                        "the exchange is at capacity; retry shortly",
+                    ));
                 }
             }
             let bids: Vec<wire::WireBid<'_>> = answer
                 .bids
                 .iter()
-                .map(|b| wire::WireBid { bid_id: b.bid_id, buyer: &b.buyer_name, price_cents: b.price_cents, sale_type: b.sale_type })
+                .map(|b| wire::WireBid {
+                    bid_id: b.bid_id,
+                    buyer: &b.buyer_name,
+                    price_cents: b.price_cents,
+                    sale_type: b.sale_type,
+                })
                 .collect();
             wire::encode_ping_response(
                 &mut out,
@@ -194,13 +291,20 @@ async fn seller_request(app: &Arc<App>, route: Route, req: Request<Incoming>) ->
         }
         Route::Post => {
             let post = wire::parse_post(&mut body)?;
-            let settlement = app.engine.post(&seller, post.ping_id, &post.bid_ids, &post.lead).map_err(engine_error)?;
+            let settlement = app
+                .engine
+                .post(&seller, post.ping_id, &post.bid_ids, &post.lead)
+                .map_err(engine_error)?;
             durable_sale(app, settlement, &mut out).await?;
             Ok(json(StatusCode::OK, out))
         }
         Route::DirectPost => {
             let lead = wire::parse_direct_post(&mut body)?;
-            match app.engine.direct_post(&seller, &lead).map_err(engine_error)? {
+            match app
+                .engine
+                .direct_post(&seller, &lead)
+                .map_err(engine_error)?
+            {
                 DirectOutcome::Sold(settlement) => durable_sale(app, *settlement, &mut out).await?,
                 DirectOutcome::Unsold(reason) => wire::encode_unsold_response(&mut out, reason),
             }
@@ -213,8 +317,11 @@ async fn seller_request(app: &Arc<App>, route: Route, req: Request<Incoming>) ->
 /// Settles exactly once: commit on durable, rollback on failure, and
 /// rollback if the journal drops the callback without calling it.
 struct SettleOnce {
-    inner: Option<(Arc<Engine>, Settlement, tokio::sync::oneshot::Sender<Result<(), JournalError>>)>,
+    inner: Option<(Arc<Engine>, Settlement, DurableSender)>,
 }
+
+/// Tells the waiting request how its sale ended.
+type DurableSender = tokio::sync::oneshot::Sender<Result<(), JournalError>>;
 
 impl SettleOnce {
     fn finish(&mut self, result: Result<u64, JournalError>) {
@@ -242,13 +349,22 @@ impl Drop for SettleOnce {
 
 /// Journals a settlement, waits until durable, and writes the `sold` answer.
 /// Commit or rollback runs inside the journal callback (see module docs).
-async fn durable_sale(app: &Arc<App>, settlement: Settlement, out: &mut Vec<u8>) -> Result<(), wire::ProtocolError> {
-    let sold: Vec<(Option<leadex_engine::BidId>, Arc<str>, u64)> =
-        settlement.sales.iter().map(|s| (s.bid_id, s.buyer_name.clone(), s.seller_price_cents)).collect();
+async fn durable_sale(
+    app: &Arc<App>,
+    settlement: Settlement,
+    out: &mut Vec<u8>,
+) -> Result<(), wire::ProtocolError> {
+    let sold: Vec<(Option<leadex_engine::BidId>, Arc<str>, u64)> = settlement
+        .sales
+        .iter()
+        .map(|s| (s.bid_id, s.buyer_name.clone(), s.seller_price_cents))
+        .collect();
     let lead_id = settlement.lead_id;
     let event = settlement.event.clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), JournalError>>();
-    let mut guard = SettleOnce { inner: Some((app.engine.clone(), settlement, tx)) };
+    let mut guard = SettleOnce {
+        inner: Some((app.engine.clone(), settlement, tx)),
+    };
     let callback = Box::new(move |result: Result<u64, JournalError>| guard.finish(result));
     // If `append` refuses, it drops the callback, and the guard rolls back.
     let queued = app.journal.append(vec![event], Some(callback));
@@ -260,13 +376,25 @@ async fn durable_sale(app: &Arc<App>, settlement: Settlement, out: &mut Vec<u8>)
         Ok(()) => {
             let sales: Vec<wire::WireSale<'_>> = sold
                 .iter()
-                .map(|(bid_id, buyer, price)| wire::WireSale { bid_id: *bid_id, buyer, price_cents: *price })
+                .map(|(bid_id, buyer, price)| wire::WireSale {
+                    bid_id: *bid_id,
+                    buyer,
+                    price_cents: *price,
+                })
                 .collect();
-            wire::encode_post_response(out, &wire::PostResponse { lead_id, sales: &sales });
+            wire::encode_post_response(
+                out,
+                &wire::PostResponse {
+                    lead_id,
+                    sales: &sales,
+                },
+            );
             Ok(())
         }
         Err(e) => {
-            app.metrics.post_journal_failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            app.metrics
+                .post_journal_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             tracing::warn!(error = %e, "sale not made durable; rolled back");
             Err(protocol_error(
                 wire::ErrorCode::PersistenceUnavailable,

@@ -19,19 +19,35 @@ use std::time::{Duration, Instant};
 const CLIENTS: usize = 8;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-fn spawn_server(config: &Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_leadex"))
-        .arg("--config")
-        .arg(config)
-        .env("LEADEX_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("LEADEX_LOG__LEVEL", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the leadex binary starts")
+/// The server process; killed if the test fails before it does.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_server(config: &Path, port: u16) -> Server {
+    Server(
+        Command::new(env!("CARGO_BIN_EXE_leadex"))
+            .arg("--config")
+            .arg(config)
+            .env("LEADEX_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("LEADEX_LOG__LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the leadex binary starts"),
+    )
 }
 
 async fn wait_ready(addr: SocketAddr) {
@@ -46,7 +62,10 @@ async fn wait_ready(addr: SocketAddr) {
                 return;
             }
         }
-        assert!(Instant::now() < deadline, "server at {addr} not ready in 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "server at {addr} not ready in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -58,7 +77,11 @@ fn journal_sales(dir: &Path) -> Vec<(String, Vec<(String, u64)>)> {
     reader
         .replay(&mut |_, event| {
             if let Event::LeadSold(s) = event {
-                let sales = s.sales.iter().map(|x| (x.bid.buyer_id.clone(), x.bid.buyer_price_cents)).collect();
+                let sales = s
+                    .sales
+                    .iter()
+                    .map(|x| (x.bid.buyer_id.clone(), x.bid.buyer_price_cents))
+                    .collect();
                 out.push((s.lead_id.to_string(), sales));
             }
         })
@@ -72,7 +95,10 @@ async fn kill_9_loses_no_acknowledged_sale() {
     let mut a = campaign("funded", "a", SaleType::Exclusive, 1000);
     a.budget_cents = 100 * 1000;
     let mut b = campaign("capped", "b", SaleType::Exclusive, 900);
-    b.caps.monthly = CapLimit { leads: Some(80), spend_cents: None };
+    b.caps.monthly = CapLimit {
+        leads: Some(80),
+        spend_cents: None,
+    };
     let m = market(&["a", "b"], vec![a, b]);
     std::fs::write(dir.path().join("market.toml"), toml::to_string(&m).unwrap()).unwrap();
     let config = dir.path().join("leadex.toml");
@@ -91,7 +117,7 @@ async fn kill_9_loses_no_acknowledged_sale() {
     wait_ready(addr).await;
 
     // Clients post distinct leads until the server dies under them.
-    let acked: Arc<parking_lot::Mutex<Vec<(String, u64, String)>>> = Default::default();
+    let acked: Arc<parking_lot::Mutex<Vec<(String, String, String)>>> = Default::default();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let dead = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -106,23 +132,32 @@ async fn kill_9_loses_no_acknowledged_sale() {
                     .header("authorization", format!("Bearer {KEY}"))
                     .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
                     .unwrap();
-                let Ok(resp) = c.request(req).await else { break };
-                let Ok(bytes) = http_body_util::BodyExt::collect(resp.into_body()).await else { break };
+                let Ok(resp) = c.request(req).await else {
+                    break;
+                };
+                let Ok(bytes) = http_body_util::BodyExt::collect(resp.into_body()).await else {
+                    break;
+                };
                 let v: serde_json::Value = serde_json::from_slice(&bytes.to_bytes()).unwrap();
                 if v["status"] == "sold" {
                     let lead = v["lead_id"].as_str().unwrap().to_owned();
-                    acked.lock().push((lead, v["total_price_cents"].as_u64().unwrap(), phone(i)));
+                    let buyer = v["sales"][0]["buyer"].as_str().unwrap().to_owned();
+                    acked.lock().push((lead, buyer, phone(i)));
                 }
             }
         }));
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while acked.lock().len() < 60 {
-        assert!(Instant::now() < deadline, "no progress before the kill");
+        assert!(
+            Instant::now() < deadline,
+            "no progress before the kill: {} sold",
+            acked.lock().len()
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    server.kill().expect("SIGKILL"); // std's kill() sends SIGKILL on Unix
-    server.wait().unwrap();
+    server.0.kill().expect("SIGKILL"); // std's kill() sends SIGKILL on Unix
+    server.0.wait().unwrap();
     dead.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();
@@ -139,8 +174,18 @@ async fn kill_9_loses_no_acknowledged_sale() {
         assert!(seen.contains(lead), "acknowledged sale {lead} lost");
     }
     // Sales durable but not acknowledged can only be the in-flight ones.
-    assert!(journal.len() - acked.len() <= CLIENTS, "{} journaled, {} acked", journal.len(), acked.len());
+    assert!(
+        journal.len() - acked.len() <= CLIENTS,
+        "{} journaled, {} acked",
+        journal.len(),
+        acked.len()
+    );
 
+    eprintln!(
+        "crash test: {} sales acknowledged, {} journaled at the kill",
+        acked.len(),
+        journal.len()
+    );
     // Restart on the same data: the restored state equals the journal.
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
@@ -148,19 +193,48 @@ async fn kill_9_loses_no_acknowledged_sale() {
     wait_ready(addr).await;
     let c = client();
     let (_, metrics) = get(&c, addr, "/metrics").await;
-    let journal_spend: u64 = journal.iter().flat_map(|(_, s)| s.iter().map(|x| x.1)).sum();
-    assert_eq!(metric(&metrics, "leadex_leads_sold_total"), journal.len() as u64);
+    let journal_spend: u64 = journal
+        .iter()
+        .flat_map(|(_, s)| s.iter().map(|x| x.1))
+        .sum();
+    assert_eq!(
+        metric(&metrics, "leadex_leads_sold_total"),
+        journal.len() as u64
+    );
     assert_eq!(metric(&metrics, "leadex_spend_cents_total"), journal_spend);
 
-    // An acknowledged consumer is still a duplicate for its buyer.
-    let (_, v) = post(&c, addr, "/v1/leads", Some(KEY), &lead_json(&acked[0].2).to_string()).await;
-    assert_ne!(v["status"], "sold", "dedupe entry lost: {v}");
+    // An acknowledged consumer is still a duplicate for its buyer (another
+    // buyer may take it: dedupe is per buyer account).
+    for (_, buyer, phone) in acked.iter().take(20) {
+        let (_, v) = post(
+            &c,
+            addr,
+            "/v1/leads",
+            Some(KEY),
+            &lead_json(phone).to_string(),
+        )
+        .await;
+        if v["status"] == "sold" {
+            assert_ne!(
+                v["sales"][0]["buyer"].as_str(),
+                Some(buyer.as_str()),
+                "dedupe entry lost: {v}"
+            );
+        }
+    }
 
     // Budgets and caps carry over: selling on until nothing sells gives
     // exactly 100 leads to the funded campaign and 80 to the capped one.
     let mut i = 1_000_000;
     loop {
-        let (status, v) = post(&c, addr, "/v1/leads", Some(KEY), &lead_json(&phone(i)).to_string()).await;
+        let (status, v) = post(
+            &c,
+            addr,
+            "/v1/leads",
+            Some(KEY),
+            &lead_json(&phone(i)).to_string(),
+        )
+        .await;
         assert_eq!(status, 200, "{v}");
         i += 1;
         if v["status"] != "sold" {
@@ -169,8 +243,11 @@ async fn kill_9_loses_no_acknowledged_sale() {
         assert!(i < 1_000_400, "sold far more than budgets and caps allow");
     }
     // SIGTERM: a clean shutdown flushes and exits 0.
-    let _ = Command::new("kill").arg("-TERM").arg(server.id().to_string()).status();
-    let status = server.wait().unwrap();
+    let _ = Command::new("kill")
+        .arg("-TERM")
+        .arg(server.0.id().to_string())
+        .status();
+    let status = server.0.wait().unwrap();
     assert!(status.success(), "clean shutdown exits 0, got {status}");
     let mut per_buyer: HashMap<String, u64> = HashMap::new();
     for (_, sales) in journal_sales(&dir.path().join("data")) {

@@ -9,11 +9,17 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_post_repost_expiry_and_bad_input() {
     let dir = tempfile::tempdir().unwrap();
-    let m = market(&["a", "b"], vec![
-        campaign("a-ex", "a", SaleType::Exclusive, 2500),
-        campaign("b-ex", "b", SaleType::Exclusive, 2000),
-    ]);
-    let settings = EngineSettings { price_lock_ms: 1_000, ..Default::default() };
+    let m = market(
+        &["a", "b"],
+        vec![
+            campaign("a-ex", "a", SaleType::Exclusive, 2500),
+            campaign("b-ex", "b", SaleType::Exclusive, 2000),
+        ],
+    );
+    let settings = EngineSettings {
+        price_lock_ms: 1_000,
+        ..Default::default()
+    };
     let server = start(dir.path(), m, settings).await;
     let c = client();
     let addr = server.addr;
@@ -24,7 +30,7 @@ async fn ping_post_repost_expiry_and_bad_input() {
     assert_eq!(ping["bids"][0]["sale_type"], "exclusive");
     assert!(ping["expires_at"].as_str().unwrap().ends_with('Z'));
 
-    let mut body = lead_json("2125550123");
+    let mut body = lead_json("2127340123");
     body["ping_id"] = ping["ping_id"].clone();
     body["bid_ids"] = json!([ping["bids"][0]["bid_id"]]);
     let (status, sold) = post(&c, addr, "/v1/post", Some(KEY), &body.to_string()).await;
@@ -33,34 +39,75 @@ async fn ping_post_repost_expiry_and_bad_input() {
     assert_eq!(sold["total_price_cents"], 2500);
 
     let (status, again) = post(&c, addr, "/v1/post", Some(KEY), &body.to_string()).await;
-    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("ping_already_used")), "{again}");
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (409, Some("ping_already_used")),
+        "{again}"
+    );
 
     // A different consumer so the expiry check is not masked by dedupe.
-    let (_, ping2) = post(&c, addr, "/v1/ping", Some(KEY), &json!({"vertical":"auto","zip":"90210","state":"CA","age":40}).to_string()).await;
+    let mut p2 = ping_json();
+    p2["age"] = json!(40);
+    let (status, ping2) = post(&c, addr, "/v1/ping", Some(KEY), &p2.to_string()).await;
+    assert_eq!(status, 200, "{ping2}");
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    let mut late = lead_json("2125550124");
+    let mut late = lead_json("2127340124");
     late["age"] = json!(40);
-    late.as_object_mut().unwrap().remove("vehicles");
     late["ping_id"] = ping2["ping_id"].clone();
     late["bid_ids"] = json!([ping2["bids"][0]["bid_id"]]);
     let (status, expired) = post(&c, addr, "/v1/post", Some(KEY), &late.to_string()).await;
-    assert_eq!((status, expired["error"]["code"].as_str()), (410, Some("ping_expired")), "{expired}");
+    assert_eq!(
+        (status, expired["error"]["code"].as_str()),
+        (410, Some("ping_expired")),
+        "{expired}"
+    );
 
     let (status, bad) = post(&c, addr, "/v1/ping", Some(KEY), "{").await;
-    assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_json")), "{bad}");
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{bad}"
+    );
 
-    let (status, missing) = post(&c, addr, "/v1/ping", Some(KEY), r#"{"vertical":"auto","state":"CA"}"#).await;
-    assert_eq!((status, missing["error"]["code"].as_str()), (400, Some("missing_field")), "{missing}");
+    let (status, missing) = post(
+        &c,
+        addr,
+        "/v1/ping",
+        Some(KEY),
+        r#"{"vertical":"auto","state":"CA"}"#,
+    )
+    .await;
+    assert_eq!(
+        (status, missing["error"]["code"].as_str()),
+        (400, Some("missing_field")),
+        "{missing}"
+    );
     assert_eq!(missing["error"]["field"], "zip");
 
-    let (status, unauth) = post(&c, addr, "/v1/ping", Some("wrong-key"), &ping_json().to_string()).await;
-    assert_eq!((status, unauth["error"]["code"].as_str()), (401, Some("unauthorized")));
+    let (status, unauth) = post(
+        &c,
+        addr,
+        "/v1/ping",
+        Some("wrong-key"),
+        &ping_json().to_string(),
+    )
+    .await;
+    assert_eq!(
+        (status, unauth["error"]["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
     let (status, _) = post(&c, addr, "/v1/ping", None, &ping_json().to_string()).await;
     assert_eq!(status, 401);
 
-    let big = format!("{{\"vertical\":\"auto\",\"zip\":\"90210\",\"state\":\"CA\",\"landing_page\":\"{}\"}}", "x".repeat(70_000));
+    let big = format!(
+        "{{\"vertical\":\"auto\",\"zip\":\"90210\",\"state\":\"CA\",\"landing_page\":\"{}\"}}",
+        "x".repeat(70_000)
+    );
     let (status, large) = post(&c, addr, "/v1/ping", Some(KEY), &big).await;
-    assert_eq!((status, large["error"]["code"].as_str()), (413, Some("body_too_large")));
+    assert_eq!(
+        (status, large["error"]["code"].as_str()),
+        (413, Some("body_too_large"))
+    );
 
     let (status, health) = get(&c, addr, "/healthz").await;
     assert_eq!(status, 200, "{health}");
@@ -81,18 +128,49 @@ async fn sales_survive_a_clean_restart() {
     let server = start(dir.path(), m.clone(), EngineSettings::default()).await;
     let c = client();
     for i in 0..2 {
-        let (status, v) = post(&c, server.addr, "/v1/leads", Some(KEY), &lead_json(&phone(i)).to_string()).await;
+        let (status, v) = post(
+            &c,
+            server.addr,
+            "/v1/leads",
+            Some(KEY),
+            &lead_json(&phone(i)).to_string(),
+        )
+        .await;
         assert_eq!((status, v["status"].as_str()), (200, Some("sold")), "{v}");
     }
     server.shutdown().await.unwrap();
     let server = start(dir.path(), m, EngineSettings::default()).await;
-    assert_eq!(server.engine.campaign_counters("only").unwrap().spent_cents, 2000);
-    let (_, v) = post(&c, server.addr, "/v1/leads", Some(KEY), &lead_json(&phone(0)).to_string()).await;
+    assert_eq!(
+        server.engine.campaign_counters("only").unwrap().spent_cents,
+        2000
+    );
+    let (_, v) = post(
+        &c,
+        server.addr,
+        "/v1/leads",
+        Some(KEY),
+        &lead_json(&phone(0)).to_string(),
+    )
+    .await;
     assert_eq!(v["status"], "unsold", "dedupe survives the restart: {v}");
     assert_eq!(v["no_sale_reason"], "duplicate_lead");
-    let (_, v) = post(&c, server.addr, "/v1/leads", Some(KEY), &lead_json(&phone(2)).to_string()).await;
+    let (_, v) = post(
+        &c,
+        server.addr,
+        "/v1/leads",
+        Some(KEY),
+        &lead_json(&phone(2)).to_string(),
+    )
+    .await;
     assert_eq!(v["status"], "sold");
-    let (_, v) = post(&c, server.addr, "/v1/leads", Some(KEY), &lead_json(&phone(3)).to_string()).await;
+    let (_, v) = post(
+        &c,
+        server.addr,
+        "/v1/leads",
+        Some(KEY),
+        &lead_json(&phone(3)).to_string(),
+    )
+    .await;
     assert_eq!(v["status"], "unsold", "budget for exactly 3 leads: {v}");
     server.shutdown().await.unwrap();
 }

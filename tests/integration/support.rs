@@ -17,7 +17,9 @@ pub const KEY: &str = "test-key";
 pub type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 pub fn client() -> HttpClient {
-    Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build_http()
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(64)
+        .build_http()
 }
 
 pub fn config(data_dir: &Path, engine: EngineSettings) -> Config {
@@ -28,25 +30,46 @@ pub fn config(data_dir: &Path, engine: EngineSettings) -> Config {
     config
 }
 
-pub async fn start(data_dir: &Path, market: MarketplaceSpec, engine: EngineSettings) -> leadex::run::Running {
-    let loaded = Loaded { config: config(data_dir, engine), marketplace: market, source: "test".into() };
+pub async fn start(
+    data_dir: &Path,
+    market: MarketplaceSpec,
+    engine: EngineSettings,
+) -> leadex::run::Running {
+    let loaded = Loaded {
+        config: config(data_dir, engine),
+        marketplace: market,
+        source: "test".into(),
+    };
     leadex::run::start(loaded).await.expect("server starts")
 }
 
-pub async fn post(client: &HttpClient, addr: SocketAddr, path: &str, key: Option<&str>, body: &str) -> (u16, Value) {
-    let mut req = hyper::Request::post(format!("http://{addr}{path}")).header("content-type", "application/json");
+pub async fn post(
+    client: &HttpClient,
+    addr: SocketAddr,
+    path: &str,
+    key: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let mut req = hyper::Request::post(format!("http://{addr}{path}"))
+        .header("content-type", "application/json");
     if let Some(k) = key {
         req = req.header("authorization", format!("Bearer {k}"));
     }
-    let resp = client.request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap()).await.expect("request");
+    let resp = client
+        .request(req.body(Full::new(Bytes::from(body.to_owned()))).unwrap())
+        .await
+        .expect("request");
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let value = serde_json::from_slice(&bytes).unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&bytes)}));
     (status, value)
 }
 
 pub async fn get(client: &HttpClient, addr: SocketAddr, path: &str) -> (u16, String) {
-    let req = hyper::Request::get(format!("http://{addr}{path}")).body(Full::new(Bytes::new())).unwrap();
+    let req = hyper::Request::get(format!("http://{addr}{path}"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
     let resp = client.request(req).await.expect("request");
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -67,9 +90,10 @@ pub fn lead_json(phone: &str) -> Value {
     v
 }
 
-/// A distinct valid NANP phone number per `i`.
+/// A distinct valid NANP phone number per `i` (exchanges 234–293: never
+/// N11, never the fictional 555), unique for `i` below 600 000.
 pub fn phone(i: usize) -> String {
-    format!("212{:03}{:04}", 200 + (i / 10_000) % 800, i % 10_000)
+    format!("312{:03}{:04}", 234 + (i / 10_000) % 60, i % 10_000)
 }
 
 /// Reads a counter from Prometheus text.
