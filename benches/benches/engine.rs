@@ -2,6 +2,9 @@
 //! not benched here: identical pings repeat from the idempotency cache, so a
 //! fixed ping set would measure the cache, not the auction.)
 
+// criterion_group! generates a public function without docs.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use leadex_engine::auction::{run_auction, Scratch};
 use std::hint::black_box;
@@ -11,24 +14,49 @@ fn match_and_auction(c: &mut Criterion) {
     for campaigns in [10_000usize, 100_000] {
         let (engine, pings) = leadex_benches::fixture(campaigns, 1024);
         let snapshot = engine.snapshot();
-        let seller = engine.seller_by_id("demo-seller").expect("synthetic marketplaces have demo-seller");
+        let seller = engine
+            .seller_by_id("demo-seller")
+            .expect("synthetic marketplaces have demo-seller");
         let settings = *engine.settings();
         let mut scratch = Scratch::default();
         let mut bids = 0usize;
         for p in &pings {
-            if run_auction(&snapshot, &settings, &seller, p, leadex_benches::BENCH_NOW_MS, &mut scratch).is_ok() {
+            if run_auction(
+                &snapshot,
+                &settings,
+                &seller,
+                p,
+                leadex_benches::BENCH_NOW_MS,
+                &mut scratch,
+            )
+            .is_ok()
+            {
                 bids += 1;
             }
         }
-        eprintln!("{campaigns} campaigns: {bids} of {} sampled pings get bids", pings.len());
+        eprintln!(
+            "{campaigns} campaigns: {bids} of {} sampled pings get bids",
+            pings.len()
+        );
         let mut i = 0;
-        group.bench_with_input(BenchmarkId::from_parameter(campaigns), &campaigns, |b, _| {
-            b.iter(|| {
-                i = (i + 1) % pings.len();
-                let r = run_auction(&snapshot, &settings, &seller, &pings[i], leadex_benches::BENCH_NOW_MS, &mut scratch);
-                black_box(r.is_ok())
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(campaigns),
+            &campaigns,
+            |b, _| {
+                b.iter(|| {
+                    i = (i + 1) % pings.len();
+                    let r = run_auction(
+                        &snapshot,
+                        &settings,
+                        &seller,
+                        &pings[i],
+                        leadex_benches::BENCH_NOW_MS,
+                        &mut scratch,
+                    );
+                    black_box(r.is_ok())
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -27,8 +27,11 @@ pub const BENCH_NOW_MS: i64 = 1_795_453_200_000;
 pub fn fixture(campaigns: usize, pings: usize) -> (Engine, Vec<Ping>) {
     let market = leadex_config::synth::synthetic_marketplace(campaigns, 42);
     let clock = Arc::new(ManualClock::new(BENCH_NOW_MS));
-    let engine = Engine::new(EngineSettings::default(), &market, clock).expect("synthetic marketplace is valid");
+    let engine = Engine::new(EngineSettings::default(), &market, clock)
+        .expect("synthetic marketplace is valid");
     let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
-    let pings = (0..pings).map(|_| leadex_config::synth::sample_ping(&mut rng)).collect();
+    let pings = (0..pings)
+        .map(|_| leadex_config::synth::sample_ping(&mut rng))
+        .collect();
     (engine, pings)
 }

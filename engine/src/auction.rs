@@ -107,11 +107,18 @@ impl Scratch {
         let minute = now_ms.div_euclid(60_000);
         let i = tz as usize;
         if self.local_times.len() < snap.time_zones.len() {
-            self.local_times.resize(snap.time_zones.len(), (u64::MAX, i64::MIN, LocalTime::default()));
+            self.local_times.resize(
+                snap.time_zones.len(),
+                (u64::MAX, i64::MIN, LocalTime::default()),
+            );
         }
         let slot = &mut self.local_times[i];
         if slot.0 != snap.generation || slot.1 != minute {
-            *slot = (snap.generation, minute, LocalTime::at(snap.time_zones[i], now_ms));
+            *slot = (
+                snap.generation,
+                minute,
+                LocalTime::at(snap.time_zones[i], now_ms),
+            );
         }
         slot.2
     }
@@ -127,7 +134,13 @@ pub fn campaign_price(c: &Campaign, ping: &Ping, local: &LocalTime) -> Option<u6
     let a = &ping.attributes;
     let mut price = c.price_cents as i64;
     for m in c.modifiers.iter() {
-        if m.applies(a.state, local.hour, a.source_id.as_deref(), a.credit, a.device) {
+        if m.applies(
+            a.state,
+            local.hour,
+            a.source_id.as_deref(),
+            a.credit,
+            a.device,
+        ) {
             price = m.adjust(price);
         }
     }
@@ -136,7 +149,12 @@ pub fn campaign_price(c: &Campaign, ping: &Ping, local: &LocalTime) -> Option<u6
 
 /// Checks everything the index does not; returns the price or how far the
 /// campaign got.
-fn evaluate(c: &Campaign, seller: &Seller, ping: &Ping, local: &LocalTime) -> Result<u64, NoBidReason> {
+fn evaluate(
+    c: &Campaign,
+    seller: &Seller,
+    ping: &Ping,
+    local: &LocalTime,
+) -> Result<u64, NoBidReason> {
     let a = &ping.attributes;
     // Residual targeting (open-ended value sets).
     if (!c.zips.is_empty() && !c.zips.contains(a.zip)) || c.exclude_zips.contains(a.zip) {
@@ -148,14 +166,24 @@ fn evaluate(c: &Campaign, seller: &Seller, ping: &Ping, local: &LocalTime) -> Re
     {
         return Err(NoBidReason::NoEligibleBuyers);
     }
-    if !c.coverage_types.is_empty() && !a.coverage_type.as_deref().is_some_and(|x| contains_str(&c.coverage_types, x)) {
+    if !c.coverage_types.is_empty()
+        && !a
+            .coverage_type
+            .as_deref()
+            .is_some_and(|x| contains_str(&c.coverage_types, x))
+    {
         return Err(NoBidReason::NoEligibleBuyers);
     }
     let at_least = |min: Option<u32>, v: Option<u32>| min.is_none_or(|m| v.is_some_and(|v| v >= m));
     let at_most = |max: Option<u32>, v: Option<u32>| max.is_none_or(|m| v.is_some_and(|v| v <= m));
-    if !at_least(c.insured_months_min.map(u32::from), a.insured_months.map(u32::from))
-        || !at_least(c.income_min, a.income)
-        || !at_most(c.household_size_max.map(u32::from), a.household_size.map(u32::from))
+    if !at_least(
+        c.insured_months_min.map(u32::from),
+        a.insured_months.map(u32::from),
+    ) || !at_least(c.income_min, a.income)
+        || !at_most(
+            c.household_size_max.map(u32::from),
+            a.household_size.map(u32::from),
+        )
         || !at_most(c.bmi_tenths_max.map(u32::from), a.bmi_tenths.map(u32::from))
     {
         return Err(NoBidReason::NoEligibleBuyers);
@@ -172,7 +200,9 @@ fn evaluate(c: &Campaign, seller: &Seller, ping: &Ping, local: &LocalTime) -> Re
     let (tcpa, trustedform, jornaya) = c.require_consent;
     if tcpa || trustedform || jornaya {
         let ok = ping.consent.as_ref().is_some_and(|k| {
-            (!tcpa || k.has_tcpa()) && (!trustedform || k.has_trustedform()) && (!jornaya || k.has_jornaya())
+            (!tcpa || k.has_tcpa())
+                && (!trustedform || k.has_trustedform())
+                && (!jornaya || k.has_jornaya())
         });
         if !ok {
             return Err(NoBidReason::ConsentRequired);
@@ -186,7 +216,10 @@ fn evaluate(c: &Campaign, seller: &Seller, ping: &Ping, local: &LocalTime) -> Re
     }
     let price = campaign_price(c, ping, local).ok_or(NoBidReason::NoEligibleBuyers)?;
     // Budget and caps (advisory here; settlement charges exactly).
-    match c.counters.would_fit(c.budget_cents, &c.limits, price, local) {
+    match c
+        .counters
+        .would_fit(c.budget_cents, &c.limits, price, local)
+    {
         Ok(()) => {}
         Err(ChargeRefusal::Budget) => return Err(NoBidReason::BudgetExhausted),
         Err(ChargeRefusal::Cap) => return Err(NoBidReason::CapsReached),
@@ -241,7 +274,10 @@ pub fn run_auction(
     }
     // Deterministic ranking: price, then priority, then campaign id order.
     scratch.candidates.sort_unstable_by(|x, y| {
-        y.bid_cents.cmp(&x.bid_cents).then(y.priority.cmp(&x.priority)).then(x.campaign.cmp(&y.campaign))
+        y.bid_cents
+            .cmp(&x.bid_cents)
+            .then(y.priority.cmp(&x.priority))
+            .then(x.campaign.cmp(&y.campaign))
     });
     // Best campaign per account (one account buys a lead at most once),
     // keeping only what the auction can use: two exclusive bids (winner and
@@ -255,7 +291,10 @@ pub fn run_auction(
             SaleType::Shared => (&mut n_shared, max_shared + 1),
         };
         if *count < limit
-            && !scratch.ranked.iter().any(|r| r.account == cand.account && r.sale_type == cand.sale_type)
+            && !scratch
+                .ranked
+                .iter()
+                .any(|r| r.account == cand.account && r.sale_type == cand.sale_type)
         {
             *count += 1;
             scratch.ranked.push(*cand);
@@ -264,7 +303,10 @@ pub fn run_auction(
             }
         }
     }
-    let exclusive = scratch.ranked.iter().find(|c| c.sale_type == SaleType::Exclusive);
+    let exclusive = scratch
+        .ranked
+        .iter()
+        .find(|c| c.sale_type == SaleType::Exclusive);
     let shared_value: u64 = scratch
         .ranked
         .iter()
@@ -278,10 +320,18 @@ pub fn run_auction(
         // An exclusive bid wins ties: it blocks every shared sale.
         (SaleTypeRequest::Any, Some(e)) => seller.payout_cents(e.bid_cents) >= shared_value,
     };
-    let kind = if pick_exclusive { SaleType::Exclusive } else { SaleType::Shared };
+    let kind = if pick_exclusive {
+        SaleType::Exclusive
+    } else {
+        SaleType::Shared
+    };
     let take = if pick_exclusive { 1 } else { max_shared };
     let floor_price = seller.floor_buyer_price_cents().max(1);
-    let mut of_kind = scratch.ranked.iter().filter(|c| c.sale_type == kind).peekable();
+    let mut of_kind = scratch
+        .ranked
+        .iter()
+        .filter(|c| c.sale_type == kind)
+        .peekable();
     while let Some(c) = of_kind.next() {
         if scratch.winners.len() == take {
             break;
@@ -300,7 +350,10 @@ pub fn run_auction(
             sale_type: kind,
         });
     }
-    debug_assert!(!scratch.winners.is_empty(), "invariant: a non-empty ranking of the chosen kind");
+    debug_assert!(
+        !scratch.winners.is_empty(),
+        "invariant: a non-empty ranking of the chosen kind"
+    );
     if scratch.winners.is_empty() {
         return Err(furthest);
     }

@@ -30,7 +30,9 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock showing `now_ms`.
     pub fn new(now_ms: i64) -> ManualClock {
-        ManualClock { now_ms: AtomicI64::new(now_ms) }
+        ManualClock {
+            now_ms: AtomicI64::new(now_ms),
+        }
     }
     /// Moves the clock to `now_ms`.
     pub fn set_ms(&self, now_ms: i64) {

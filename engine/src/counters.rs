@@ -35,9 +35,14 @@ impl CapLimits {
     /// Compiles spec caps (already validated to fit 32 bits).
     pub fn from_spec(caps: &Caps) -> CapLimits {
         let mut out = [None; 8];
-        for (p, limit) in [caps.hourly, caps.daily, caps.weekly, caps.monthly].iter().enumerate() {
+        for (p, limit) in [caps.hourly, caps.daily, caps.weekly, caps.monthly]
+            .iter()
+            .enumerate()
+        {
             out[p * 2] = limit.leads;
-            out[p * 2 + 1] = limit.spend_cents.map(|c| u32::try_from(c).unwrap_or(u32::MAX));
+            out[p * 2 + 1] = limit
+                .spend_cents
+                .map(|c| u32::try_from(c).unwrap_or(u32::MAX));
         }
         CapLimits(out)
     }
@@ -124,13 +129,22 @@ impl CampaignCounters {
         price_cents: u64,
         now: &LocalTime,
     ) -> Result<(), ChargeRefusal> {
-        if self.spent_cents.load(Ordering::Relaxed).saturating_add(price_cents) > budget_cents {
+        if self
+            .spent_cents
+            .load(Ordering::Relaxed)
+            .saturating_add(price_cents)
+            > budget_cents
+        {
             return Err(ChargeRefusal::Budget);
         }
         for (slot, limit) in limits.0.iter().enumerate() {
             let Some(limit) = *limit else { continue };
             let (period, value) = unpack(self.periods[slot].load(Ordering::Relaxed));
-            let used = if period == now.period_keys[slot / 2] { value } else { 0 };
+            let used = if period == now.period_keys[slot / 2] {
+                value
+            } else {
+                0
+            };
             if u64::from(used) + u64::from(Self::amount(slot, price_cents)) > u64::from(limit) {
                 return Err(ChargeRefusal::Cap);
             }
@@ -149,32 +163,58 @@ impl CampaignCounters {
     ) -> Result<Charge, ChargeRefusal> {
         let mut spent = self.spent_cents.load(Ordering::Relaxed);
         loop {
-            let next = spent.checked_add(price_cents).filter(|n| *n <= budget_cents);
-            let Some(next) = next else { return Err(ChargeRefusal::Budget) };
-            match self.spent_cents.compare_exchange_weak(spent, next, Ordering::Relaxed, Ordering::Relaxed) {
+            let next = spent
+                .checked_add(price_cents)
+                .filter(|n| *n <= budget_cents);
+            let Some(next) = next else {
+                return Err(ChargeRefusal::Budget);
+            };
+            match self.spent_cents.compare_exchange_weak(
+                spent,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => break,
                 Err(actual) => spent = actual,
             }
         }
         for slot in 0..8 {
-            if !self.add_in_period(slot, now.period_keys[slot / 2], Self::amount(slot, price_cents), limits.0[slot]) {
+            if !self.add_in_period(
+                slot,
+                now.period_keys[slot / 2],
+                Self::amount(slot, price_cents),
+                limits.0[slot],
+            ) {
                 for undo in (0..slot).rev() {
-                    self.sub_in_period(undo, now.period_keys[undo / 2], Self::amount(undo, price_cents));
+                    self.sub_in_period(
+                        undo,
+                        now.period_keys[undo / 2],
+                        Self::amount(undo, price_cents),
+                    );
                 }
                 self.spent_cents.fetch_sub(price_cents, Ordering::Relaxed);
                 return Err(ChargeRefusal::Cap);
             }
         }
         self.sold.fetch_add(1, Ordering::Relaxed);
-        Ok(Charge { price_cents, period_keys: now.period_keys })
+        Ok(Charge {
+            price_cents,
+            period_keys: now.period_keys,
+        })
     }
 
     /// Gives back a charge (its sale was not made durable).
     pub fn refund(&self, charge: &Charge) {
         for slot in 0..8 {
-            self.sub_in_period(slot, charge.period_keys[slot / 2], Self::amount(slot, charge.price_cents));
+            self.sub_in_period(
+                slot,
+                charge.period_keys[slot / 2],
+                Self::amount(slot, charge.price_cents),
+            );
         }
-        self.spent_cents.fetch_sub(charge.price_cents, Ordering::Relaxed);
+        self.spent_cents
+            .fetch_sub(charge.price_cents, Ordering::Relaxed);
         self.sold.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -228,7 +268,12 @@ impl CampaignCounters {
                 // passing the cap; an uncapped slot just does not count it.
                 return limit.is_none();
             }
-            match word.compare_exchange_weak(cur, pack(period, next_value), Ordering::Relaxed, Ordering::Relaxed) {
+            match word.compare_exchange_weak(
+                cur,
+                pack(period, next_value),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
             }
@@ -243,7 +288,12 @@ impl CampaignCounters {
             if p != period {
                 return; // the period rolled over; its use no longer matters
             }
-            match word.compare_exchange_weak(cur, pack(p, v.saturating_sub(amount)), Ordering::Relaxed, Ordering::Relaxed) {
+            match word.compare_exchange_weak(
+                cur,
+                pack(p, v.saturating_sub(amount)),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
                 Ok(_) => return,
                 Err(actual) => cur = actual,
             }
@@ -258,7 +308,11 @@ mod tests {
     use std::sync::Arc;
 
     fn at(keys: [u32; 4]) -> LocalTime {
-        LocalTime { weekday: 0, hour: 0, period_keys: keys }
+        LocalTime {
+            weekday: 0,
+            hour: 0,
+            period_keys: keys,
+        }
     }
 
     #[test]
@@ -268,7 +322,10 @@ mod tests {
         let limits = CapLimits::default();
         let a = c.try_charge(250, &limits, 100, &now).unwrap();
         c.try_charge(250, &limits, 100, &now).unwrap();
-        assert_eq!(c.try_charge(250, &limits, 100, &now), Err(ChargeRefusal::Budget));
+        assert_eq!(
+            c.try_charge(250, &limits, 100, &now),
+            Err(ChargeRefusal::Budget)
+        );
         c.try_charge(250, &limits, 50, &now).unwrap();
         assert_eq!(c.spent_cents(), 250);
         c.refund(&a);
@@ -278,29 +335,50 @@ mod tests {
 
     #[test]
     fn caps_reset_with_their_period_only() {
-        let caps = Caps { daily: CapLimit { leads: Some(2), spend_cents: None }, ..Default::default() };
+        let caps = Caps {
+            daily: CapLimit {
+                leads: Some(2),
+                spend_cents: None,
+            },
+            ..Default::default()
+        };
         let limits = CapLimits::from_spec(&caps);
         let c = CampaignCounters::default();
         let day1 = at([10, 1, 1, 1]);
         c.try_charge(u64::MAX, &limits, 5, &day1).unwrap();
-        c.try_charge(u64::MAX, &limits, 5, &at([11, 1, 1, 1])).unwrap();
-        assert_eq!(c.try_charge(u64::MAX, &limits, 5, &at([12, 1, 1, 1])), Err(ChargeRefusal::Cap));
+        c.try_charge(u64::MAX, &limits, 5, &at([11, 1, 1, 1]))
+            .unwrap();
+        assert_eq!(
+            c.try_charge(u64::MAX, &limits, 5, &at([12, 1, 1, 1])),
+            Err(ChargeRefusal::Cap)
+        );
         // A refused cap gives the budget back.
         assert_eq!(c.spent_cents(), 10);
-        c.try_charge(u64::MAX, &limits, 5, &at([13, 2, 1, 1])).unwrap();
+        c.try_charge(u64::MAX, &limits, 5, &at([13, 2, 1, 1]))
+            .unwrap();
         assert_eq!(c.read(&at([13, 2, 1, 1])).period_use[2], 1);
     }
 
     #[test]
     fn concurrent_charges_never_pass_the_spend_cap() {
-        let caps = Caps { hourly: CapLimit { leads: None, spend_cents: Some(1000) }, ..Default::default() };
+        let caps = Caps {
+            hourly: CapLimit {
+                leads: None,
+                spend_cents: Some(1000),
+            },
+            ..Default::default()
+        };
         let limits = CapLimits::from_spec(&caps);
         let c = Arc::new(CampaignCounters::default());
         let now = at([5, 5, 5, 5]);
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let c = c.clone();
-                std::thread::spawn(move || (0..1000).filter(|_| c.try_charge(5000, &limits, 30, &now).is_ok()).count())
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|_| c.try_charge(5000, &limits, 30, &now).is_ok())
+                        .count()
+                })
             })
             .collect();
         let sold: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();

@@ -251,16 +251,39 @@ fn mismatch(ping: &LeadAttributes, post: &LeadAttributes) -> Option<&'static str
         return Some("state");
     }
     same!(
-        age, gender, credit, homeowner, currently_insured, current_carrier, insured_months, vehicles, drivers,
-        violations, accidents, sr22, coverage_type, household_size, income, military, tobacco, bmi_tenths,
-        pre_existing, device, source_id, sub_id
+        age,
+        gender,
+        credit,
+        homeowner,
+        currently_insured,
+        current_carrier,
+        insured_months,
+        vehicles,
+        drivers,
+        violations,
+        accidents,
+        sr22,
+        coverage_type,
+        household_size,
+        income,
+        military,
+        tobacco,
+        bmi_tenths,
+        pre_existing,
+        device,
+        source_id,
+        sub_id
     );
     None
 }
 
 impl Engine {
     /// Builds an engine over a marketplace.
-    pub fn new(settings: EngineSettings, market: &MarketplaceSpec, clock: Arc<dyn Clock>) -> Result<Engine, SpecError> {
+    pub fn new(
+        settings: EngineSettings,
+        market: &MarketplaceSpec,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Engine, SpecError> {
         settings.validate()?;
         let counters = CounterRegistry::default();
         let snapshot = Snapshot::build(market, &counters, 1)?;
@@ -388,7 +411,9 @@ impl Engine {
         if self.pending_count.load(Ordering::Relaxed) >= self.settings.pending_pings_max as usize {
             return Err(EngineError::Overloaded("pending pings"));
         }
-        self.stats.bids.fetch_add(bids.len() as u64, Ordering::Relaxed);
+        self.stats
+            .bids
+            .fetch_add(bids.len() as u64, Ordering::Relaxed);
         let event = Event::PingIssued(PingIssued {
             ping_id,
             seller_id: seller.id.to_string(),
@@ -413,7 +438,13 @@ impl Engine {
         Ok(answer)
     }
 
-    fn repeat_answer(&self, seller: &Seller, ping: &Ping, request_hash: u64, now: i64) -> Option<PingAnswer> {
+    fn repeat_answer(
+        &self,
+        seller: &Seller,
+        ping: &Ping,
+        request_hash: u64,
+        now: i64,
+    ) -> Option<PingAnswer> {
         let id = *self.pending_by_request.get(&request_hash)?;
         let p = self.pending.get(&id)?.clone();
         let same = p.seller_id == seller.id && p.ping == *ping;
@@ -425,7 +456,8 @@ impl Engine {
 
     fn hold(&self, pending: Arc<PendingPing>) {
         self.pending_count.fetch_add(1, Ordering::Relaxed);
-        self.pending_by_request.insert(pending.request_hash, pending.id);
+        self.pending_by_request
+            .insert(pending.request_hash, pending.id);
         // Unbounded channel, bounded in practice by `pending_pings_max`
         // (checked before every hold); the receiver lives as long as self.
         let _ = self.expiry_tx.send((pending.expires_at_ms, pending.id));
@@ -436,15 +468,26 @@ impl Engine {
     /// can never be posted.
     pub fn forget_ping(&self, ping_id: PingId) {
         if let Some((_, p)) = self.pending.remove(&ping_id) {
-            self.pending_by_request.remove_if(&p.request_hash, |_, id| *id == ping_id);
+            self.pending_by_request
+                .remove_if(&p.request_hash, |_, id| *id == ping_id);
             self.pending_count.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     /// Settles a post of `ping_id` accepting `bid_ids`.
-    pub fn post(&self, seller: &Seller, ping_id: PingId, bid_ids: &[BidId], lead: &Lead) -> Result<Settlement, EngineError> {
+    pub fn post(
+        &self,
+        seller: &Seller,
+        ping_id: PingId,
+        bid_ids: &[BidId],
+        lead: &Lead,
+    ) -> Result<Settlement, EngineError> {
         let now = self.clock.now_ms();
-        let pending = self.pending.get(&ping_id).map(|p| p.clone()).ok_or(EngineError::PingNotFound)?;
+        let pending = self
+            .pending
+            .get(&ping_id)
+            .map(|p| p.clone())
+            .ok_or(EngineError::PingNotFound)?;
         if pending.seller_id != seller.id {
             return Err(EngineError::PingNotFound); // never reveal another seller's ping
         }
@@ -471,7 +514,12 @@ impl Engine {
         // (charges) happen-after it took the ping; losers see it taken.
         if pending
             .state
-            .compare_exchange(PING_OPEN, PING_SETTLING, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                PING_OPEN,
+                PING_SETTLING,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .is_err()
         {
             return Err(EngineError::PingAlreadyUsed);
@@ -479,7 +527,16 @@ impl Engine {
         let snap = self.snapshot.load();
         let bids: Vec<(Option<BidId>, u8, PendingBid)> = accepted
             .iter()
-            .map(|i| (Some(BidId { ping: ping_id, index: *i }), *i, pending.bids[usize::from(*i)].clone()))
+            .map(|i| {
+                (
+                    Some(BidId {
+                        ping: ping_id,
+                        index: *i,
+                    }),
+                    *i,
+                    pending.bids[usize::from(*i)].clone(),
+                )
+            })
             .collect();
         match self.settle(&snap, seller, lead, &bids, now) {
             Ok(sales) => Ok(self.settlement(Some(pending), seller, lead, sales, now)),
@@ -503,7 +560,8 @@ impl Engine {
                 let mut s = s.borrow_mut();
                 s.excluded_campaigns.clear();
                 s.excluded_campaigns.extend_from_slice(&excluded);
-                run_auction(&snap, &self.settings, seller, &lead.ping, now, &mut s).map(|()| s.winners.clone())
+                run_auction(&snap, &self.settings, seller, &lead.ping, now, &mut s)
+                    .map(|()| s.winners.clone())
             });
             let winners = match winners {
                 Ok(w) => w,
@@ -533,7 +591,11 @@ impl Engine {
                 })
                 .collect();
             match self.settle(&snap, seller, lead, &bids, now) {
-                Ok(sales) => return Ok(DirectOutcome::Sold(Box::new(self.settlement(None, seller, lead, sales, now)))),
+                Ok(sales) => {
+                    return Ok(DirectOutcome::Sold(Box::new(
+                        self.settlement(None, seller, lead, sales, now),
+                    )))
+                }
                 Err(e @ EngineError::Overloaded(_)) => return Err(e),
                 Err(e) => {
                     last_error = Some(e);
@@ -547,7 +609,13 @@ impl Engine {
         }))
     }
 
-    fn dedupe_key(snap: &Snapshot, scope: DedupeScope, campaign_id: &str, buyer_id: &str, phone: &str) -> u64 {
+    fn dedupe_key(
+        snap: &Snapshot,
+        scope: DedupeScope,
+        campaign_id: &str,
+        buyer_id: &str,
+        phone: &str,
+    ) -> u64 {
         match scope {
             DedupeScope::Campaign => stable_hash(&("campaign", campaign_id, phone)),
             DedupeScope::Buyer => {
@@ -574,7 +642,9 @@ impl Engine {
         let mut sales = Vec::with_capacity(bids.len());
         let mut duplicates = 0;
         for (bid_id, index, bid) in bids {
-            let Some(c) = snap.campaign_by_id(&bid.campaign_id) else { continue };
+            let Some(c) = snap.campaign_by_id(&bid.campaign_id) else {
+                continue;
+            };
             if !c.active {
                 continue;
             }
@@ -585,7 +655,13 @@ impl Engine {
                     self.release_all(&sales);
                     return Err(EngineError::Overloaded("dedupe entries"));
                 }
-                let key = Self::dedupe_key(snap, c.dedupe_scope, &c.id, &bid.buyer_id, &lead.contact.phone);
+                let key = Self::dedupe_key(
+                    snap,
+                    c.dedupe_scope,
+                    &c.id,
+                    &bid.buyer_id,
+                    &lead.contact.phone,
+                );
                 let expires = now + c.dedupe_window_ms;
                 // The shard lock held by `entry` makes check-and-insert atomic.
                 match self.dedupe.entry(key) {
@@ -602,7 +678,10 @@ impl Engine {
                 }
                 dedupe = Some((key, expires));
             }
-            match c.counters.try_charge(c.budget_cents, &c.limits, bid.buyer_price_cents, &local) {
+            match c
+                .counters
+                .try_charge(c.budget_cents, &c.limits, bid.buyer_price_cents, &local)
+            {
                 Ok(charge) => sales.push((
                     *index,
                     bid.clone(),
@@ -669,7 +748,12 @@ impl Engine {
             lead: lead.clone(),
             sales: records,
         });
-        Settlement { lead_id, sales: sales.into_iter().map(|s| s.2).collect(), event, ping }
+        Settlement {
+            lead_id,
+            sales: sales.into_iter().map(|s| s.2).collect(),
+            event,
+            ping,
+        }
     }
 
     /// The settlement's event is durable: the sale stands.
@@ -678,7 +762,12 @@ impl Engine {
             // Release: pairs with the Acquire loads in `post` and `repeat_answer`.
             p.state.store(PING_USED, Ordering::Release);
         }
-        self.count_sale(settlement.sales.iter().map(|s| (s.buyer_price_cents, s.seller_price_cents)));
+        self.count_sale(
+            settlement
+                .sales
+                .iter()
+                .map(|s| (s.buyer_price_cents, s.seller_price_cents)),
+        );
     }
 
     fn count_sale(&self, sales: impl Iterator<Item = (u64, u64)>) {
@@ -729,7 +818,11 @@ impl Engine {
                         seller_price_cents: b.seller_price_cents,
                     })
                     .collect();
-                let state = if self.sold_before_issue.remove(&p.ping_id).is_some() { PING_USED } else { PING_OPEN };
+                let state = if self.sold_before_issue.remove(&p.ping_id).is_some() {
+                    PING_USED
+                } else {
+                    PING_OPEN
+                };
                 self.hold(Arc::new(PendingPing {
                     id: p.ping_id,
                     seller_id: Arc::from(p.seller_id.as_str()),
@@ -748,9 +841,14 @@ impl Engine {
                         Some(c) => campaign_local_time(&snap, c, s.sold_at_ms),
                         None => LocalTime::at(chrono_tz::UTC, s.sold_at_ms),
                     };
-                    self.counters.get_or_create(&sale.bid.campaign_id).replay_charge(sale.bid.buyer_price_cents, &at);
+                    self.counters
+                        .get_or_create(&sale.bid.campaign_id)
+                        .replay_charge(sale.bid.buyer_price_cents, &at);
                     if sale.dedupe_key != 0 && sale.dedupe_expires_at_ms > now {
-                        let mut e = self.dedupe.entry(sale.dedupe_key).or_insert(sale.dedupe_expires_at_ms);
+                        let mut e = self
+                            .dedupe
+                            .entry(sale.dedupe_key)
+                            .or_insert(sale.dedupe_expires_at_ms);
                         *e = (*e).max(sale.dedupe_expires_at_ms);
                     }
                 }
@@ -762,7 +860,11 @@ impl Engine {
                         }
                     }
                 }
-                self.count_sale(s.sales.iter().map(|x| (x.bid.buyer_price_cents, x.bid.seller_price_cents)));
+                self.count_sale(
+                    s.sales
+                        .iter()
+                        .map(|x| (x.bid.buyer_price_cents, x.bid.seller_price_cents)),
+                );
             }
         }
     }
@@ -776,7 +878,9 @@ impl Engine {
         let mut removed = 0;
         let mut next = self.expiry_next.lock();
         while removed < max_items {
-            let Some((expires, id)) = next.take().or_else(|| self.expiry_rx.try_recv().ok()) else { break };
+            let Some((expires, id)) = next.take().or_else(|| self.expiry_rx.try_recv().ok()) else {
+                break;
+            };
             if expires + memory > now {
                 *next = Some((expires, id));
                 break;
@@ -786,7 +890,8 @@ impl Engine {
         }
         drop(next);
         let horizon = now - self.settings.price_lock_ms as i64 - memory;
-        self.sold_before_issue.retain(|_, sold_at| *sold_at > horizon);
+        self.sold_before_issue
+            .retain(|_, sold_at| *sold_at > horizon);
         // Relaxed: only this control-plane task reads and writes it.
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
@@ -799,7 +904,10 @@ impl Engine {
     pub fn campaign_counters(&self, campaign_id: &str) -> Option<CounterReading> {
         let snap = self.snapshot.load();
         let c = snap.campaign_by_id(campaign_id)?;
-        Some(c.counters.read(&campaign_local_time(&snap, c, self.clock.now_ms())))
+        Some(
+            c.counters
+                .read(&campaign_local_time(&snap, c, self.clock.now_ms())),
+        )
     }
 }
 
@@ -822,7 +930,10 @@ fn answer_of(p: &PendingPing, repeated: bool, event: Option<Event>) -> PingAnswe
             .iter()
             .enumerate()
             .map(|(i, b)| AnsweredBid {
-                bid_id: BidId { ping: p.id, index: i as u8 },
+                bid_id: BidId {
+                    ping: p.id,
+                    index: i as u8,
+                },
                 buyer_name: b.buyer_name.clone(),
                 price_cents: b.seller_price_cents,
                 sale_type: b.sale_type,
@@ -876,14 +987,24 @@ mod tests {
         let s = e.seller_by_id("s1").unwrap();
         let a = e.ping(&s, &ping()).unwrap();
         assert_eq!(a.bids.len(), 1);
-        assert_eq!((a.bids[0].price_cents, a.bids[0].sale_type), (3000, SaleType::Exclusive));
+        assert_eq!(
+            (a.bids[0].price_cents, a.bids[0].sale_type),
+            (3000, SaleType::Exclusive)
+        );
 
         let mut m2 = m.clone();
         m2.campaigns[0].price_cents = 2100; // below 1200 + 1000
         let (e, _) = engine(m2);
         let a = e.ping(&s, &ping()).unwrap();
-        let prices: Vec<_> = a.bids.iter().map(|b| (b.price_cents, b.sale_type)).collect();
-        assert_eq!(prices, vec![(1200, SaleType::Shared), (1000, SaleType::Shared)]);
+        let prices: Vec<_> = a
+            .bids
+            .iter()
+            .map(|b| (b.price_cents, b.sale_type))
+            .collect();
+        assert_eq!(
+            prices,
+            vec![(1200, SaleType::Shared), (1000, SaleType::Shared)]
+        );
 
         let mut p = ping();
         p.sale_type = SaleTypeRequest::Exclusive;
@@ -903,7 +1024,10 @@ mod tests {
                 .collect(),
         );
         m.buyers[1].parent_id = Some("parent".into());
-        let settings = EngineSettings { max_shared_buyers: 3, ..Default::default() };
+        let settings = EngineSettings {
+            max_shared_buyers: 3,
+            ..Default::default()
+        };
         let (e, _) = engine_with(settings, m);
         let s = e.seller_by_id("s1").unwrap();
         let a = e.ping(&s, &ping()).unwrap();
@@ -911,11 +1035,17 @@ mod tests {
         // w(1005) z(1004) y(1003): three buyers, highest first.
         assert_eq!(prices, vec![1005, 1004, 1003]);
         // With everyone else out, parent and child are one account: one bid.
-        let settings = EngineSettings { max_shared_buyers: 8, ..Default::default() };
-        let mut m = market(&["parent", "child"], vec![
-            campaign("p", "parent", SaleType::Shared, 900),
-            campaign("c", "child", SaleType::Shared, 950),
-        ]);
+        let settings = EngineSettings {
+            max_shared_buyers: 8,
+            ..Default::default()
+        };
+        let mut m = market(
+            &["parent", "child"],
+            vec![
+                campaign("p", "parent", SaleType::Shared, 900),
+                campaign("c", "child", SaleType::Shared, 950),
+            ],
+        );
         m.buyers[1].parent_id = Some("parent".into());
         let (e, _) = engine_with(settings, m);
         let a = e.ping(&s, &ping()).unwrap();
@@ -925,11 +1055,14 @@ mod tests {
 
     #[test]
     fn ties_break_by_priority_then_campaign_id() {
-        let mut m = market(&["a", "b", "c"], vec![
-            campaign("zz", "a", SaleType::Exclusive, 1000),
-            campaign("aa", "b", SaleType::Exclusive, 1000),
-            campaign("mm", "c", SaleType::Exclusive, 1000),
-        ]);
+        let mut m = market(
+            &["a", "b", "c"],
+            vec![
+                campaign("zz", "a", SaleType::Exclusive, 1000),
+                campaign("aa", "b", SaleType::Exclusive, 1000),
+                campaign("mm", "c", SaleType::Exclusive, 1000),
+            ],
+        );
         let (e, _) = engine(m.clone());
         let s = e.seller_by_id("s1").unwrap();
         assert_eq!(&*e.ping(&s, &ping()).unwrap().bids[0].buyer_name, "Buyer b");
@@ -940,20 +1073,28 @@ mod tests {
 
     #[test]
     fn second_price_floor_and_margin() {
-        let mut m = market(&["a", "b"], vec![
-            campaign("a1", "a", SaleType::Exclusive, 5000),
-            campaign("b1", "b", SaleType::Exclusive, 3000),
-        ]);
+        let mut m = market(
+            &["a", "b"],
+            vec![
+                campaign("a1", "a", SaleType::Exclusive, 5000),
+                campaign("b1", "b", SaleType::Exclusive, 3000),
+            ],
+        );
         m.sellers[0].margin_bps = 1000; // 10 %
         m.sellers[0].floor_cents = 1000;
-        let settings = EngineSettings { pricing: Pricing::SecondPrice, ..Default::default() };
+        let settings = EngineSettings {
+            pricing: Pricing::SecondPrice,
+            ..Default::default()
+        };
         let (e, _) = engine_with(settings, m.clone());
         let s = e.seller_by_id("s1").unwrap();
         let a = e.ping(&s, &ping()).unwrap();
         // Buyer pays 3001, seller gets 90 % rounded down.
         assert_eq!(a.bids[0].price_cents, 3001 * 9 / 10);
         let ids = vec![a.bids[0].bid_id];
-        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        let st = e
+            .post(&s, a.ping_id, &ids, &lead_with_phone("2125550123"))
+            .unwrap();
         assert_eq!(st.sales[0].buyer_price_cents, 3001);
         e.commit(&st);
         assert_eq!(e.campaign_counters("a1").unwrap().spent_cents, 3001);
@@ -972,7 +1113,10 @@ mod tests {
         c.require_trustedform = true;
         let (e, _) = engine(market(&["a"], vec![c.clone()]));
         let s = e.seller_by_id("s1").unwrap();
-        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::ConsentRequired));
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason,
+            Some(NoBidReason::ConsentRequired)
+        );
         let mut p = ping();
         p.consent = Some(Consent {
             trustedform_cert_url: Some("https://cert.trustedform.com/abc".into()),
@@ -981,29 +1125,55 @@ mod tests {
         assert!(e.ping(&s, &p).unwrap().no_bid_reason.is_none());
 
         c.require_trustedform = false;
-        c.schedule = vec![ScheduleWindow { days: vec![Weekday::Sat, Weekday::Sun], from_hour: 9, to_hour: 17 }];
+        c.schedule = vec![ScheduleWindow {
+            days: vec![Weekday::Sat, Weekday::Sun],
+            from_hour: 9,
+            to_hour: 17,
+        }];
         let (e, _) = engine(market(&["a"], vec![c.clone()]));
-        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::OutsideSchedule));
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason,
+            Some(NoBidReason::OutsideSchedule)
+        );
 
-        c.schedule = vec![ScheduleWindow { days: vec![Weekday::Mon], from_hour: 12, to_hour: 13 }];
+        c.schedule = vec![ScheduleWindow {
+            days: vec![Weekday::Mon],
+            from_hour: 12,
+            to_hour: 13,
+        }];
         let (e, clock) = engine(market(&["a"], vec![c.clone()]));
-        assert!(e.ping(&s, &ping()).unwrap().no_bid_reason.is_none(), "Monday 12:00 in New York is open");
+        assert!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason.is_none(),
+            "Monday 12:00 in New York is open"
+        );
         clock.advance_ms(3_600_000);
-        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::OutsideSchedule));
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason,
+            Some(NoBidReason::OutsideSchedule)
+        );
 
         c.schedule.clear();
         c.budget_cents = 999;
         let (e, _) = engine(market(&["a"], vec![c.clone()]));
-        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::BudgetExhausted));
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason,
+            Some(NoBidReason::BudgetExhausted)
+        );
 
         c.filters.states = vec![crate::lead::UsState::parse("TX").unwrap()];
         let (e, _) = engine(market(&["a"], vec![c]));
-        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::NoEligibleBuyers));
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason,
+            Some(NoBidReason::NoEligibleBuyers)
+        );
     }
 
     #[test]
     fn repeated_ping_gets_the_same_answer_within_the_lock() {
-        let (e, clock) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let (e, clock) = engine(market(
+            &["a"],
+            vec![campaign("c", "a", SaleType::Exclusive, 1000)],
+        ));
         let s = e.seller_by_id("s1").unwrap();
         let first = e.ping(&s, &ping()).unwrap();
         assert!(first.event.is_some());
@@ -1018,57 +1188,108 @@ mod tests {
 
     #[test]
     fn post_lifecycle_errors() {
-        let (e, clock) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let (e, clock) = engine(market(
+            &["a"],
+            vec![campaign("c", "a", SaleType::Exclusive, 1000)],
+        ));
         let s = e.seller_by_id("s1").unwrap();
         let a = e.ping(&s, &ping()).unwrap();
         let ids = vec![a.bids[0].bid_id];
         let mut other = lead_with_phone("2125550123");
         other.ping.attributes.age = Some(35);
-        assert_eq!(e.post(&s, a.ping_id, &ids, &other).unwrap_err(), EngineError::PostMismatch { field: "age" });
-        let bogus = BidId { ping: a.ping_id, index: 5 };
-        assert!(matches!(e.post(&s, a.ping_id, &[bogus], &lead_with_phone("2125550123")), Err(EngineError::UnknownBid(_))));
-        assert_eq!(e.post(&s, PingId(7), &ids, &lead_with_phone("2125550123")).unwrap_err(), EngineError::PingNotFound);
-        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        assert_eq!(
+            e.post(&s, a.ping_id, &ids, &other).unwrap_err(),
+            EngineError::PostMismatch { field: "age" }
+        );
+        let bogus = BidId {
+            ping: a.ping_id,
+            index: 5,
+        };
+        assert!(matches!(
+            e.post(&s, a.ping_id, &[bogus], &lead_with_phone("2125550123")),
+            Err(EngineError::UnknownBid(_))
+        ));
+        assert_eq!(
+            e.post(&s, PingId(7), &ids, &lead_with_phone("2125550123"))
+                .unwrap_err(),
+            EngineError::PingNotFound
+        );
+        let st = e
+            .post(&s, a.ping_id, &ids, &lead_with_phone("2125550123"))
+            .unwrap();
         // While the first post is settling, a second one is refused.
-        assert_eq!(e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap_err(), EngineError::PingAlreadyUsed);
+        assert_eq!(
+            e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123"))
+                .unwrap_err(),
+            EngineError::PingAlreadyUsed
+        );
         e.commit(&st);
-        assert_eq!(e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap_err(), EngineError::PingAlreadyUsed);
+        assert_eq!(
+            e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123"))
+                .unwrap_err(),
+            EngineError::PingAlreadyUsed
+        );
 
         let b = e.ping(&s, &ping()).unwrap();
         clock.advance_ms(60_000);
         assert_eq!(
-            e.post(&s, b.ping_id, &[b.bids[0].bid_id], &lead_with_phone("3125550123")).unwrap_err(),
+            e.post(
+                &s,
+                b.ping_id,
+                &[b.bids[0].bid_id],
+                &lead_with_phone("3125550123")
+            )
+            .unwrap_err(),
             EngineError::PingExpired
         );
         clock.advance_ms(600_000);
         e.sweep(1000);
         assert_eq!(
-            e.post(&s, b.ping_id, &[b.bids[0].bid_id], &lead_with_phone("3125550123")).unwrap_err(),
+            e.post(
+                &s,
+                b.ping_id,
+                &[b.bids[0].bid_id],
+                &lead_with_phone("3125550123")
+            )
+            .unwrap_err(),
             EngineError::PingNotFound
         );
     }
 
     #[test]
     fn rollback_restores_money_dedupe_and_the_ping() {
-        let (e, _) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let (e, _) = engine(market(
+            &["a"],
+            vec![campaign("c", "a", SaleType::Exclusive, 1000)],
+        ));
         let s = e.seller_by_id("s1").unwrap();
         let a = e.ping(&s, &ping()).unwrap();
         let ids = vec![a.bids[0].bid_id];
-        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        let st = e
+            .post(&s, a.ping_id, &ids, &lead_with_phone("2125550123"))
+            .unwrap();
         assert_eq!(e.campaign_counters("c").unwrap().spent_cents, 1000);
         e.rollback(&st);
         assert_eq!(e.campaign_counters("c").unwrap().spent_cents, 0);
         assert_eq!(e.dedupe_entries(), 0);
-        let st = e.post(&s, a.ping_id, &ids, &lead_with_phone("2125550123")).unwrap();
+        let st = e
+            .post(&s, a.ping_id, &ids, &lead_with_phone("2125550123"))
+            .unwrap();
         e.commit(&st);
         assert_eq!(e.campaign_counters("c").unwrap().sold, 1);
     }
 
     #[test]
     fn dedupe_blocks_the_same_phone_for_the_same_account() {
-        let (e, clock) = engine(market(&["a"], vec![campaign("c", "a", SaleType::Exclusive, 1000)]));
+        let (e, clock) = engine(market(
+            &["a"],
+            vec![campaign("c", "a", SaleType::Exclusive, 1000)],
+        ));
         sell(&e, "2125550123").unwrap();
-        assert_eq!(sell(&e, "2125550123").unwrap_err(), EngineError::DuplicateLead);
+        assert_eq!(
+            sell(&e, "2125550123").unwrap_err(),
+            EngineError::DuplicateLead
+        );
         sell(&e, "2125550124").unwrap();
         clock.advance_ms(720 * 3_600_000);
         sell(&e, "2125550123").unwrap();
@@ -1077,39 +1298,61 @@ mod tests {
     #[test]
     fn caps_and_budget_refuse_posts_exactly() {
         let mut c = campaign("c", "a", SaleType::Exclusive, 1000);
-        c.caps.daily = CapLimit { leads: Some(2), spend_cents: None };
+        c.caps.daily = CapLimit {
+            leads: Some(2),
+            spend_cents: None,
+        };
         let (e, clock) = engine(market(&["a"], vec![c]));
         sell(&e, "2125550001").unwrap();
         sell(&e, "2125550002").unwrap();
         let s = e.seller_by_id("s1").unwrap();
-        assert_eq!(e.ping(&s, &ping()).unwrap().no_bid_reason, Some(NoBidReason::CapsReached));
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().no_bid_reason,
+            Some(NoBidReason::CapsReached)
+        );
         clock.advance_ms(24 * 3_600_000);
         sell(&e, "2125550003").unwrap();
     }
 
     #[test]
     fn direct_post_cascades_past_a_duplicate() {
-        let (e, _) = engine(market(&["a", "b"], vec![
-            campaign("a1", "a", SaleType::Exclusive, 2000),
-            campaign("b1", "b", SaleType::Exclusive, 1000),
-        ]));
+        let (e, _) = engine(market(
+            &["a", "b"],
+            vec![
+                campaign("a1", "a", SaleType::Exclusive, 2000),
+                campaign("b1", "b", SaleType::Exclusive, 1000),
+            ],
+        ));
         let s = e.seller_by_id("s1").unwrap();
         let lead = lead_with_phone("2125550123");
-        let DirectOutcome::Sold(first) = e.direct_post(&s, &lead).unwrap() else { panic!("unsold") };
+        let DirectOutcome::Sold(first) = e.direct_post(&s, &lead).unwrap() else {
+            panic!("unsold")
+        };
         assert_eq!(first.sales[0].buyer_price_cents, 2000);
         e.commit(&first);
-        let DirectOutcome::Sold(second) = e.direct_post(&s, &lead).unwrap() else { panic!("unsold") };
-        assert_eq!(second.sales[0].buyer_price_cents, 1000, "the duplicate for a goes to b");
+        let DirectOutcome::Sold(second) = e.direct_post(&s, &lead).unwrap() else {
+            panic!("unsold")
+        };
+        assert_eq!(
+            second.sales[0].buyer_price_cents, 1000,
+            "the duplicate for a goes to b"
+        );
         e.commit(&second);
-        assert!(matches!(e.direct_post(&s, &lead).unwrap(), DirectOutcome::Unsold("duplicate_lead")));
+        assert!(matches!(
+            e.direct_post(&s, &lead).unwrap(),
+            DirectOutcome::Unsold("duplicate_lead")
+        ));
     }
 
     #[test]
     fn replay_rebuilds_the_committed_state() {
-        let m = market(&["a", "b"], vec![
-            campaign("a1", "a", SaleType::Shared, 700),
-            campaign("b1", "b", SaleType::Shared, 600),
-        ]);
+        let m = market(
+            &["a", "b"],
+            vec![
+                campaign("a1", "a", SaleType::Shared, 700),
+                campaign("b1", "b", SaleType::Shared, 600),
+            ],
+        );
         let (e, _) = engine(m.clone());
         let mut events = vec![];
         for i in 0..5 {
@@ -1138,12 +1381,37 @@ mod tests {
         assert_eq!(r.pending_pings(), e.pending_pings());
         // A ping sold before the restart stays used; an open one is postable.
         let s = r.seller_by_id("s1").unwrap();
-        let Event::PingIssued(p0) = &events[0] else { panic!() };
-        let bid0 = BidId { ping: p0.ping_id, index: 0 };
-        let lead = Lead { ping: p0.ping.clone(), contact: lead_with_phone("2125550999").contact };
-        assert_eq!(r.post(&s, p0.ping_id, &[bid0], &lead).unwrap_err(), EngineError::PingAlreadyUsed);
-        let Event::PingIssued(p1) = &events[2] else { panic!() };
-        let lead = Lead { ping: p1.ping.clone(), contact: lead_with_phone("2125550998").contact };
-        r.post(&s, p1.ping_id, &[BidId { ping: p1.ping_id, index: 0 }], &lead).unwrap();
+        let Event::PingIssued(p0) = &events[0] else {
+            panic!()
+        };
+        let bid0 = BidId {
+            ping: p0.ping_id,
+            index: 0,
+        };
+        let lead = Lead {
+            ping: p0.ping.clone(),
+            contact: lead_with_phone("2125550999").contact,
+        };
+        assert_eq!(
+            r.post(&s, p0.ping_id, &[bid0], &lead).unwrap_err(),
+            EngineError::PingAlreadyUsed
+        );
+        let Event::PingIssued(p1) = &events[2] else {
+            panic!()
+        };
+        let lead = Lead {
+            ping: p1.ping.clone(),
+            contact: lead_with_phone("2125550998").contact,
+        };
+        r.post(
+            &s,
+            p1.ping_id,
+            &[BidId {
+                ping: p1.ping_id,
+                index: 0,
+            }],
+            &lead,
+        )
+        .unwrap();
     }
 }

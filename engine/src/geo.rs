@@ -113,7 +113,10 @@ mod tests {
     fn every_state_has_a_prefix() {
         for code in STATE_CODES {
             let s = UsState::parse(code).unwrap();
-            assert!(prefixes_of_state(s).next().is_some(), "{code} has no ZIP prefix");
+            assert!(
+                prefixes_of_state(s).next().is_some(),
+                "{code} has no ZIP prefix"
+            );
         }
     }
 

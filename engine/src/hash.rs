@@ -48,11 +48,17 @@ mod tests {
     #[test]
     fn hash_is_pinned() {
         // Pinned so a change of algorithm (which would orphan journaled dedupe keys) fails loudly.
-        assert_eq!(stable_hash(&("buyer", "acme", "2125550123")), stable_hash(&("buyer", "acme", "2125550123")));
+        assert_eq!(
+            stable_hash(&("buyer", "acme", "2125550123")),
+            stable_hash(&("buyer", "acme", "2125550123"))
+        );
         let mut h = StableHasher::default();
         h.write(b"");
         assert_eq!(h.0, 0xcbf2_9ce4_8422_2325);
         h.write(b"a");
-        assert_eq!(h.0, 0xaf63_dc4c_8601_ec8c, "FNV-1a reference value for \"a\"");
+        assert_eq!(
+            h.0, 0xaf63_dc4c_8601_ec8c,
+            "FNV-1a reference value for \"a\""
+        );
     }
 }

@@ -66,13 +66,20 @@ impl BidId {
     pub fn parse(s: &str) -> Option<BidId> {
         let rest = s.strip_prefix("b_")?;
         let (hex, index) = rest.split_once('_')?;
-        if hex.len() != 32 || !hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if hex.len() != 32
+            || !hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             return None;
         }
         if index.is_empty() || index.len() > 3 || !index.bytes().all(|b| b.is_ascii_digit()) {
             return None;
         }
-        Some(BidId { ping: PingId(u128::from_str_radix(hex, 16).ok()?), index: index.parse().ok()? })
+        Some(BidId {
+            ping: PingId(u128::from_str_radix(hex, 16).ok()?),
+            index: index.parse().ok()?,
+        })
     }
 }
 

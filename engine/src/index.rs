@@ -71,10 +71,16 @@ const SLOTS: [(Slot, usize); 15] = [
 pub const QUERY_ROWS: usize = SLOTS.len();
 
 fn attrs() -> [Attr; QUERY_ROWS] {
-    let mut out = [Attr { first_row: 0, values: 0 }; QUERY_ROWS];
+    let mut out = [Attr {
+        first_row: 0,
+        values: 0,
+    }; QUERY_ROWS];
     let mut next = 0;
     for (i, (_, values)) in SLOTS.iter().enumerate() {
-        out[i] = Attr { first_row: next, values: *values };
+        out[i] = Attr {
+            first_row: next,
+            values: *values,
+        };
         next += values + 1;
     }
     out
@@ -160,11 +166,19 @@ impl VerticalIndex {
                 }
             }
         }
-        VerticalIndex { campaigns: members.iter().map(|m| m.0).collect(), words, bits }
+        VerticalIndex {
+            campaigns: members.iter().map(|m| m.0).collect(),
+            words,
+            bits,
+        }
     }
 
     /// Selects the rows for a ping into `rows`.
-    pub fn query_rows(attrs: &LeadAttributes, sale: SaleTypeRequest, rows: &mut [usize; QUERY_ROWS]) {
+    pub fn query_rows(
+        attrs: &LeadAttributes,
+        sale: SaleTypeRequest,
+        rows: &mut [usize; QUERY_ROWS],
+    ) {
         let layout = self::attrs();
         let b = |x: Option<bool>| x.map(usize::from);
         let bounded = |x: Option<u8>, values: usize| x.map(usize::from).filter(|v| *v < values);
@@ -200,7 +214,12 @@ impl VerticalIndex {
 
     /// ANDs the selected rows into `acc` (resized to this vertical's words)
     /// and calls `visit` with the global index of every campaign left.
-    pub fn matches(&self, rows: &[usize; QUERY_ROWS], acc: &mut Vec<u64>, mut visit: impl FnMut(u32)) {
+    pub fn matches(
+        &self,
+        rows: &[usize; QUERY_ROWS],
+        acc: &mut Vec<u64>,
+        mut visit: impl FnMut(u32),
+    ) {
         let w = self.words;
         acc.clear();
         acc.extend_from_slice(&self.bits[rows[0] * w..rows[0] * w + w]);
@@ -232,7 +251,11 @@ mod tests {
     use crate::lead::{Vertical, Zip};
 
     fn lead() -> LeadAttributes {
-        let mut a = LeadAttributes::new(Vertical::Auto, Zip::parse("90210").unwrap(), UsState::parse("CA").unwrap());
+        let mut a = LeadAttributes::new(
+            Vertical::Auto,
+            Zip::parse("90210").unwrap(),
+            UsState::parse("CA").unwrap(),
+        );
         a.age = Some(30);
         a.credit = Some(Credit::Good);
         a.homeowner = Some(true);
@@ -252,12 +275,32 @@ mod tests {
         let ca = UsState::parse("CA").unwrap();
         let tx = UsState::parse("TX").unwrap();
         let f_all = Filters::default();
-        let f_tx = Filters { states: vec![tx], ..Default::default() };
-        let f_not_ca = Filters { exclude_states: vec![ca], ..Default::default() };
-        let f_age = Filters { age_min: Some(25), age_max: Some(29), ..Default::default() };
-        let f_credit = Filters { credit: vec![Credit::Good, Credit::Excellent], homeowner: Some(true), ..Default::default() };
-        let f_renter = Filters { homeowner: Some(false), ..Default::default() };
-        let f_vehicles = Filters { vehicles_min: Some(1), ..Default::default() };
+        let f_tx = Filters {
+            states: vec![tx],
+            ..Default::default()
+        };
+        let f_not_ca = Filters {
+            exclude_states: vec![ca],
+            ..Default::default()
+        };
+        let f_age = Filters {
+            age_min: Some(25),
+            age_max: Some(29),
+            ..Default::default()
+        };
+        let f_credit = Filters {
+            credit: vec![Credit::Good, Credit::Excellent],
+            homeowner: Some(true),
+            ..Default::default()
+        };
+        let f_renter = Filters {
+            homeowner: Some(false),
+            ..Default::default()
+        };
+        let f_vehicles = Filters {
+            vehicles_min: Some(1),
+            ..Default::default()
+        };
         let members = [
             (10, &f_all, SaleType::Exclusive),
             (11, &f_tx, SaleType::Exclusive),
@@ -283,7 +326,10 @@ mod tests {
     fn many_campaigns_cross_word_boundaries() {
         let f = Filters::default();
         let idx = VerticalIndex::build((0..200u32).map(|i| (i, &f, SaleType::Shared)));
-        assert_eq!(run(&idx, &lead(), SaleTypeRequest::Any), (0..200).collect::<Vec<_>>());
+        assert_eq!(
+            run(&idx, &lead(), SaleTypeRequest::Any),
+            (0..200).collect::<Vec<_>>()
+        );
         assert!(run(&idx, &lead(), SaleTypeRequest::Exclusive).is_empty());
     }
 }

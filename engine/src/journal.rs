@@ -39,9 +39,15 @@ pub trait Journal: Send + Sync + 'static {
     /// Queues `events` as one record group, in order after everything queued
     /// before. When `on_durable` is given it is called exactly once: with the
     /// last LSN when the events are durable under the configured policy, or
-    /// with an error (then none of these events will be replayed). Without it
-    /// the append is fire-and-forget but still ordered.
-    fn append(&self, events: Vec<Event>, on_durable: Option<DurableCallback>) -> Result<(), JournalError>;
+    /// with an error (then none of these events will be replayed). If
+    /// `append` itself returns `Err`, nothing was queued and `on_durable` is
+    /// dropped without being called. Without a callback the append is
+    /// fire-and-forget but still ordered.
+    fn append(
+        &self,
+        events: Vec<Event>,
+        on_durable: Option<DurableCallback>,
+    ) -> Result<(), JournalError>;
 }
 
 /// Reads back what a journal holds, in order.
@@ -74,7 +80,11 @@ impl MemoryJournal {
 }
 
 impl Journal for MemoryJournal {
-    fn append(&self, events: Vec<Event>, on_durable: Option<DurableCallback>) -> Result<(), JournalError> {
+    fn append(
+        &self,
+        events: Vec<Event>,
+        on_durable: Option<DurableCallback>,
+    ) -> Result<(), JournalError> {
         let lsn = {
             let mut all = self.events.lock();
             all.extend(events);

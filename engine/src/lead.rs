@@ -83,7 +83,10 @@ impl UsState {
 
     /// Parses a two-letter postal code (upper case).
     pub fn parse(code: &str) -> Option<UsState> {
-        STATE_CODES.iter().position(|c| *c == code).map(|i| UsState(i as u8))
+        STATE_CODES
+            .iter()
+            .position(|c| *c == code)
+            .map(|i| UsState(i as u8))
     }
 
     /// The state with dense index `index`, if it is in range.
@@ -133,7 +136,9 @@ impl Zip {
         if b.len() != 5 || !b.iter().all(u8::is_ascii_digit) {
             return None;
         }
-        Some(Zip(b.iter().fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))))
+        Some(Zip(b
+            .iter()
+            .fold(0u32, |acc, d| acc * 10 + u32::from(d - b'0'))))
     }
 
     /// The integer value, `0..=99999`.
@@ -249,11 +254,15 @@ impl Consent {
     }
     /// True when a TrustedForm certificate is present.
     pub fn has_trustedform(&self) -> bool {
-        self.trustedform_cert_url.as_deref().is_some_and(|t| !t.is_empty())
+        self.trustedform_cert_url
+            .as_deref()
+            .is_some_and(|t| !t.is_empty())
     }
     /// True when a Jornaya LeadiD token is present.
     pub fn has_jornaya(&self) -> bool {
-        self.jornaya_leadid.as_deref().is_some_and(|t| !t.is_empty())
+        self.jornaya_leadid
+            .as_deref()
+            .is_some_and(|t| !t.is_empty())
     }
 }
 

@@ -22,10 +22,13 @@ pub struct LocalTime {
 impl LocalTime {
     /// Calendar facts of `unix_ms` in `tz`.
     pub fn at(tz: Tz, unix_ms: i64) -> LocalTime {
-        let dt = tz.timestamp_millis_opt(unix_ms).single().unwrap_or_else(|| {
-            // Invariant: a UTC instant always maps to exactly one local time.
-            unreachable!("invariant: UTC instant {unix_ms} maps to one local time")
-        });
+        let dt = tz
+            .timestamp_millis_opt(unix_ms)
+            .single()
+            .unwrap_or_else(|| {
+                // Invariant: a UTC instant always maps to exactly one local time.
+                unreachable!("invariant: UTC instant {unix_ms} maps to one local time")
+            });
         let date = dt.date_naive();
         // Days since 1970-01-01 in local calendar terms; 1970-01-01 was a Thursday.
         let day = (date.num_days_from_ce() - 719_163) as i64;
@@ -36,7 +39,12 @@ impl LocalTime {
         LocalTime {
             weekday: dt.weekday().num_days_from_monday() as u8,
             hour: hour as u8,
-            period_keys: [day_key.wrapping_mul(24).wrapping_add(hour), day_key, week_key, month_key],
+            period_keys: [
+                day_key.wrapping_mul(24).wrapping_add(hour),
+                day_key,
+                week_key,
+                month_key,
+            ],
         }
     }
 }

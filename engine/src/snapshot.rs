@@ -28,7 +28,10 @@ impl CounterRegistry {
         if let Some(c) = self.by_campaign.get(campaign_id) {
             return c.clone();
         }
-        self.by_campaign.entry(Arc::from(campaign_id)).or_default().clone()
+        self.by_campaign
+            .entry(Arc::from(campaign_id))
+            .or_default()
+            .clone()
     }
 }
 
@@ -92,11 +95,22 @@ pub struct ZipSet {
 
 impl ZipSet {
     fn from_spec(list: &[String]) -> ZipSet {
-        let mut fives: Vec<u32> = list.iter().filter(|z| z.len() == 5).filter_map(|z| z.parse().ok()).collect();
-        let mut prefixes: Vec<u16> = list.iter().filter(|z| z.len() == 3).filter_map(|z| z.parse().ok()).collect();
+        let mut fives: Vec<u32> = list
+            .iter()
+            .filter(|z| z.len() == 5)
+            .filter_map(|z| z.parse().ok())
+            .collect();
+        let mut prefixes: Vec<u16> = list
+            .iter()
+            .filter(|z| z.len() == 3)
+            .filter_map(|z| z.parse().ok())
+            .collect();
         fives.sort_unstable();
         prefixes.sort_unstable();
-        ZipSet { fives: fives.into(), prefixes: prefixes.into() }
+        ZipSet {
+            fives: fives.into(),
+            prefixes: prefixes.into(),
+        }
     }
 
     /// True when the set lists no ZIP.
@@ -106,7 +120,8 @@ impl ZipSet {
 
     /// True when `zip` (or its prefix) is listed.
     pub fn contains(&self, zip: crate::lead::Zip) -> bool {
-        self.fives.binary_search(&zip.value()).is_ok() || self.prefixes.binary_search(&zip.prefix3()).is_ok()
+        self.fives.binary_search(&zip.value()).is_ok()
+            || self.prefixes.binary_search(&zip.prefix3()).is_ok()
     }
 }
 
@@ -187,12 +202,23 @@ pub fn contains_str(list: &[Box<str>], s: &str) -> bool {
 
 impl Modifier {
     /// Whether the modifier applies.
-    pub fn applies(&self, state: UsState, hour: u8, source: Option<&str>, credit: Option<Credit>, device: Option<Device>) -> bool {
+    pub fn applies(
+        &self,
+        state: UsState,
+        hour: u8,
+        source: Option<&str>,
+        credit: Option<Credit>,
+        device: Option<Device>,
+    ) -> bool {
         (self.states_mask == 0 || self.states_mask & (1 << state.index()) != 0)
-            && self.hours.is_none_or(|(from, to)| hour >= from && hour < to)
+            && self
+                .hours
+                .is_none_or(|(from, to)| hour >= from && hour < to)
             && (self.sources.is_empty() || source.is_some_and(|s| contains_str(&self.sources, s)))
-            && (self.credit_mask == 0 || credit.is_some_and(|c| self.credit_mask & (1 << c.index()) != 0))
-            && (self.device_mask == 0 || device.is_some_and(|d| self.device_mask & (1 << d.index()) != 0))
+            && (self.credit_mask == 0
+                || credit.is_some_and(|c| self.credit_mask & (1 << c.index()) != 0))
+            && (self.device_mask == 0
+                || device.is_some_and(|d| self.device_mask & (1 << d.index()) != 0))
     }
 
     /// Applies the adjustment to a running price.
@@ -223,7 +249,10 @@ pub struct Snapshot {
 }
 
 fn err(path: String, message: impl Into<String>) -> SpecError {
-    SpecError { path, message: message.into() }
+    SpecError {
+        path,
+        message: message.into(),
+    }
 }
 
 fn mask<T: Copy>(items: &[T], index: impl Fn(T) -> usize) -> u64 {
@@ -232,7 +261,11 @@ fn mask<T: Copy>(items: &[T], index: impl Fn(T) -> usize) -> u64 {
 
 impl Snapshot {
     /// Compiles a validated marketplace.
-    pub fn build(spec: &MarketplaceSpec, counters: &CounterRegistry, generation: u64) -> Result<Snapshot, SpecError> {
+    pub fn build(
+        spec: &MarketplaceSpec,
+        counters: &CounterRegistry,
+        generation: u64,
+    ) -> Result<Snapshot, SpecError> {
         spec.validate()?;
         let mut sellers = Vec::with_capacity(spec.sellers.len());
         let mut seller_ids = HashMap::new();
@@ -244,19 +277,33 @@ impl Snapshot {
                 for (k, h) in s.api_key_sha256.iter().enumerate() {
                     let mut key = [0u8; 32];
                     for (j, byte) in key.iter_mut().enumerate() {
-                        *byte = u8::from_str_radix(&h[j * 2..j * 2 + 2], 16)
-                            .map_err(|_| err(format!("sellers[{i}].api_key_sha256[{k}]"), "is not hex"))?;
+                        *byte = u8::from_str_radix(&h[j * 2..j * 2 + 2], 16).map_err(|_| {
+                            err(format!("sellers[{i}].api_key_sha256[{k}]"), "is not hex")
+                        })?;
                     }
                     seller_keys.insert(key, i as u32);
                 }
             }
-            let verticals_mask =
-                if s.verticals.is_empty() { 0x7f } else { mask(&s.verticals, Vertical::index) as u8 };
-            sellers.push(Seller { id, index: i as u32, floor_cents: s.floor_cents, margin_bps: s.margin_bps, verticals_mask });
+            let verticals_mask = if s.verticals.is_empty() {
+                0x7f
+            } else {
+                mask(&s.verticals, Vertical::index) as u8
+            };
+            sellers.push(Seller {
+                id,
+                index: i as u32,
+                floor_cents: s.floor_cents,
+                margin_bps: s.margin_bps,
+                verticals_mask,
+            });
         }
 
-        let buyer_ids: HashMap<Arc<str>, u32> =
-            spec.buyers.iter().enumerate().map(|(i, b)| (Arc::from(b.id.as_str()), i as u32)).collect();
+        let buyer_ids: HashMap<Arc<str>, u32> = spec
+            .buyers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (Arc::from(b.id.as_str()), i as u32))
+            .collect();
         let mut buyers = Vec::with_capacity(spec.buyers.len());
         for (i, b) in spec.buyers.iter().enumerate() {
             let mut account = i;
@@ -267,10 +314,21 @@ impl Snapshot {
                 }
             }
             if spec.buyers[account].parent_id.is_some() {
-                return Err(err(format!("buyers[{i}].parent_id"), "parent accounts form a cycle"));
+                return Err(err(
+                    format!("buyers[{i}].parent_id"),
+                    "parent accounts form a cycle",
+                ));
             }
-            let name = if b.name.is_empty() { b.id.as_str() } else { b.name.as_str() };
-            buyers.push(Buyer { id: Arc::from(b.id.as_str()), name: Arc::from(name), account: account as u32 });
+            let name = if b.name.is_empty() {
+                b.id.as_str()
+            } else {
+                b.name.as_str()
+            };
+            buyers.push(Buyer {
+                id: Arc::from(b.id.as_str()),
+                name: Arc::from(name),
+                account: account as u32,
+            });
         }
 
         let mut order: Vec<usize> = (0..spec.campaigns.len()).collect();
@@ -280,7 +338,10 @@ impl Snapshot {
         let mut campaign_ids = HashMap::with_capacity(order.len());
         for &i in &order {
             let c = &spec.campaigns[i];
-            let tz: Tz = c.time_zone.parse().map_err(|_| err(format!("campaigns[{i}].time_zone"), "unknown time zone"))?;
+            let tz: Tz = c
+                .time_zone
+                .parse()
+                .map_err(|_| err(format!("campaigns[{i}].time_zone"), "unknown time zone"))?;
             let tz_index = match time_zones.iter().position(|t| *t == tz) {
                 Some(p) => p,
                 None => {
@@ -311,7 +372,8 @@ impl Snapshot {
                     adjust_cents: m.adjust_cents,
                 })
                 .collect();
-            let mut allowed_sellers: Vec<u32> = c.sellers.iter().map(|s| seller_ids[s.as_str()]).collect();
+            let mut allowed_sellers: Vec<u32> =
+                c.sellers.iter().map(|s| seller_ids[s.as_str()]).collect();
             allowed_sellers.sort_unstable();
             let buyer = buyer_ids[c.buyer_id.as_str()];
             let id: Arc<str> = Arc::from(c.id.as_str());
@@ -355,8 +417,16 @@ impl Snapshot {
                     order
                         .iter()
                         .enumerate()
-                        .filter(|(gi, &si)| campaigns[*gi].active && spec.campaigns[si].vertical == *v)
-                        .map(|(gi, &si)| (gi as u32, &spec.campaigns[si].filters, spec.campaigns[si].sale_type)),
+                        .filter(|(gi, &si)| {
+                            campaigns[*gi].active && spec.campaigns[si].vertical == *v
+                        })
+                        .map(|(gi, &si)| {
+                            (
+                                gi as u32,
+                                &spec.campaigns[si].filters,
+                                spec.campaigns[si].sale_type,
+                            )
+                        }),
                 )
             })
             .collect();
@@ -376,7 +446,9 @@ impl Snapshot {
 
     /// Seller by the SHA-256 of an API key.
     pub fn seller_by_key_hash(&self, key_sha256: &[u8; 32]) -> Option<&Seller> {
-        self.seller_keys.get(key_sha256).map(|i| &self.sellers[*i as usize])
+        self.seller_keys
+            .get(key_sha256)
+            .map(|i| &self.sellers[*i as usize])
     }
 
     /// Seller by id.
@@ -391,7 +463,9 @@ impl Snapshot {
 
     /// Campaign by id.
     pub fn campaign_by_id(&self, id: &str) -> Option<&Campaign> {
-        self.campaign_ids.get(id).map(|i| &self.campaigns[*i as usize])
+        self.campaign_ids
+            .get(id)
+            .map(|i| &self.campaigns[*i as usize])
     }
 
     /// Approximate heap bytes of the targeting index.

@@ -370,7 +370,10 @@ pub struct SpecError {
 }
 
 fn err(path: impl Into<String>, message: impl Into<String>) -> SpecError {
-    SpecError { path: path.into(), message: message.into() }
+    SpecError {
+        path: path.into(),
+        message: message.into(),
+    }
 }
 
 /// Largest price or budget accepted, in cents ($10 million): keeps every
@@ -384,7 +387,10 @@ impl EngineSettings {
     /// Checks ranges.
     pub fn validate(&self) -> Result<(), SpecError> {
         if !(1_000..=3_600_000).contains(&self.price_lock_ms) {
-            return Err(err("engine.price_lock_ms", "must be between 1000 and 3600000"));
+            return Err(err(
+                "engine.price_lock_ms",
+                "must be between 1000 and 3600000",
+            ));
         }
         if !(1..=8).contains(&self.max_shared_buyers) {
             return Err(err("engine.max_shared_buyers", "must be between 1 and 8"));
@@ -403,8 +409,14 @@ fn check_id(path: String, id: &str) -> Result<(), SpecError> {
     if id.is_empty() || id.len() > 64 {
         return Err(err(path, "must be 1 to 64 characters"));
     }
-    if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.') {
-        return Err(err(path, "may hold only ASCII letters, digits, '-', '_' and '.'"));
+    if !id
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(err(
+            path,
+            "may hold only ASCII letters, digits, '-', '_' and '.'",
+        ));
     }
     Ok(())
 }
@@ -412,7 +424,10 @@ fn check_id(path: String, id: &str) -> Result<(), SpecError> {
 fn check_zip_list(path: String, zips: &[String]) -> Result<(), SpecError> {
     for (i, z) in zips.iter().enumerate() {
         if !(z.len() == 5 || z.len() == 3) || !z.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(err(format!("{path}[{i}]"), "must be a 5-digit ZIP or a 3-digit prefix"));
+            return Err(err(
+                format!("{path}[{i}]"),
+                "must be a 5-digit ZIP or a 3-digit prefix",
+            ));
         }
     }
     Ok(())
@@ -421,7 +436,10 @@ fn check_zip_list(path: String, zips: &[String]) -> Result<(), SpecError> {
 fn check_lower(path: String, values: &[String]) -> Result<(), SpecError> {
     for (i, v) in values.iter().enumerate() {
         if v.is_empty() || v.trim() != v || v.to_lowercase() != *v {
-            return Err(err(format!("{path}[{i}]"), "must be non-empty, trimmed, lower case"));
+            return Err(err(
+                format!("{path}[{i}]"),
+                "must be non-empty, trimmed, lower case",
+            ));
         }
     }
     Ok(())
@@ -429,11 +447,17 @@ fn check_lower(path: String, values: &[String]) -> Result<(), SpecError> {
 
 fn check_cap(path: String, cap: &CapLimit) -> Result<(), SpecError> {
     if cap.leads == Some(0) {
-        return Err(err(format!("{path}.leads"), "must be at least 1 (omit for no cap)"));
+        return Err(err(
+            format!("{path}.leads"),
+            "must be at least 1 (omit for no cap)",
+        ));
     }
     if let Some(spend) = cap.spend_cents {
         if spend == 0 || spend > CAP_SPEND_CENTS_MAX {
-            return Err(err(format!("{path}.spend_cents"), "must be between 1 and 4294967295"));
+            return Err(err(
+                format!("{path}.spend_cents"),
+                "must be between 1 and 4294967295",
+            ));
         }
     }
     Ok(())
@@ -445,13 +469,22 @@ impl CampaignSpec {
         check_id(format!("{path}.id"), &self.id)?;
         check_id(format!("{path}.buyer_id"), &self.buyer_id)?;
         if self.price_cents == 0 || self.price_cents > MONEY_CENTS_MAX {
-            return Err(err(format!("{path}.price_cents"), "must be between 1 and 1000000000"));
+            return Err(err(
+                format!("{path}.price_cents"),
+                "must be between 1 and 1000000000",
+            ));
         }
         if self.budget_cents > MONEY_CENTS_MAX * 100 {
-            return Err(err(format!("{path}.budget_cents"), "must be at most 100000000000"));
+            return Err(err(
+                format!("{path}.budget_cents"),
+                "must be at most 100000000000",
+            ));
         }
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(err(format!("{path}.time_zone"), "is not an IANA time zone name"));
+            return Err(err(
+                format!("{path}.time_zone"),
+                "is not an IANA time zone name",
+            ));
         }
         let f = &self.filters;
         if let (Some(lo), Some(hi)) = (f.age_min, f.age_max) {
@@ -461,16 +494,25 @@ impl CampaignSpec {
         }
         if let (Some(lo), Some(hi)) = (f.vehicles_min, f.vehicles_max) {
             if lo > hi {
-                return Err(err(format!("{path}.filters.vehicles_min"), "is above vehicles_max"));
+                return Err(err(
+                    format!("{path}.filters.vehicles_min"),
+                    "is above vehicles_max",
+                ));
             }
         }
         if f.age_max.is_some_and(|a| a > 120) {
-            return Err(err(format!("{path}.filters.age_max"), "must be at most 120"));
+            return Err(err(
+                format!("{path}.filters.age_max"),
+                "must be at most 120",
+            ));
         }
         check_zip_list(format!("{path}.filters.zips"), &f.zips)?;
         check_zip_list(format!("{path}.filters.exclude_zips"), &f.exclude_zips)?;
         check_lower(format!("{path}.filters.carriers"), &f.carriers)?;
-        check_lower(format!("{path}.filters.exclude_carriers"), &f.exclude_carriers)?;
+        check_lower(
+            format!("{path}.filters.exclude_carriers"),
+            &f.exclude_carriers,
+        )?;
         check_lower(format!("{path}.filters.coverage_types"), &f.coverage_types)?;
         for (i, w) in self.schedule.iter().enumerate() {
             if w.from_hour > 23 || w.to_hour == 0 || w.to_hour > 24 || w.from_hour >= w.to_hour {
@@ -480,21 +522,33 @@ impl CampaignSpec {
                 ));
             }
             if w.days.is_empty() {
-                return Err(err(format!("{path}.schedule[{i}].days"), "must name at least one day"));
+                return Err(err(
+                    format!("{path}.schedule[{i}].days"),
+                    "must name at least one day",
+                ));
             }
         }
         for (i, m) in self.modifiers.iter().enumerate() {
             let mp = format!("{path}.modifiers[{i}]");
             if m.from_hour.is_some() != m.to_hour.is_some() {
-                return Err(err(format!("{mp}.from_hour"), "from_hour and to_hour go together"));
+                return Err(err(
+                    format!("{mp}.from_hour"),
+                    "from_hour and to_hour go together",
+                ));
             }
             if let (Some(a), Some(b)) = (m.from_hour, m.to_hour) {
                 if a > 23 || b == 0 || b > 24 || a >= b {
-                    return Err(err(format!("{mp}.from_hour"), "needs 0 <= from_hour < to_hour <= 24"));
+                    return Err(err(
+                        format!("{mp}.from_hour"),
+                        "needs 0 <= from_hour < to_hour <= 24",
+                    ));
                 }
             }
             if !(-9_000..=100_000).contains(&m.adjust_bps) {
-                return Err(err(format!("{mp}.adjust_bps"), "must be between -9000 and 100000"));
+                return Err(err(
+                    format!("{mp}.adjust_bps"),
+                    "must be between -9000 and 100000",
+                ));
             }
             if m.adjust_cents.unsigned_abs() > MONEY_CENTS_MAX {
                 return Err(err(format!("{mp}.adjust_cents"), "is out of range"));
@@ -505,7 +559,10 @@ impl CampaignSpec {
         check_cap(format!("{path}.caps.weekly"), &self.caps.weekly)?;
         check_cap(format!("{path}.caps.monthly"), &self.caps.monthly)?;
         if self.dedupe_window_hours > 24 * 366 {
-            return Err(err(format!("{path}.dedupe_window_hours"), "must be at most 8784 (a year)"));
+            return Err(err(
+                format!("{path}.dedupe_window_hours"),
+                "must be at most 8784 (a year)",
+            ));
         }
         Ok(())
     }
@@ -520,23 +577,36 @@ impl MarketplaceSpec {
             let p = format!("sellers[{i}]");
             check_id(format!("{p}.id"), &s.id)?;
             if !seller_ids.insert(s.id.as_str()) {
-                return Err(err(format!("{p}.id"), format!("duplicate seller id {:?}", s.id)));
+                return Err(err(
+                    format!("{p}.id"),
+                    format!("duplicate seller id {:?}", s.id),
+                ));
             }
             if s.margin_bps >= 10_000 {
-                return Err(err(format!("{p}.margin_bps"), "must be below 10000 (100 %)"));
+                return Err(err(
+                    format!("{p}.margin_bps"),
+                    "must be below 10000 (100 %)",
+                ));
             }
             if s.floor_cents > MONEY_CENTS_MAX {
                 return Err(err(format!("{p}.floor_cents"), "is out of range"));
             }
             for (k, h) in s.api_key_sha256.iter().enumerate() {
-                if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+                if h.len() != 64
+                    || !h
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                {
                     return Err(err(
                         format!("{p}.api_key_sha256[{k}]"),
                         "must be 64 lower-case hex digits (the SHA-256 of the key)",
                     ));
                 }
                 if !key_hashes.insert(h.as_str()) {
-                    return Err(err(format!("{p}.api_key_sha256[{k}]"), "key used by two sellers"));
+                    return Err(err(
+                        format!("{p}.api_key_sha256[{k}]"),
+                        "key used by two sellers",
+                    ));
                 }
             }
         }
@@ -544,13 +614,19 @@ impl MarketplaceSpec {
         for (i, b) in self.buyers.iter().enumerate() {
             check_id(format!("buyers[{i}].id"), &b.id)?;
             if !buyer_ids.insert(b.id.as_str()) {
-                return Err(err(format!("buyers[{i}].id"), format!("duplicate buyer id {:?}", b.id)));
+                return Err(err(
+                    format!("buyers[{i}].id"),
+                    format!("duplicate buyer id {:?}", b.id),
+                ));
             }
         }
         for (i, b) in self.buyers.iter().enumerate() {
             if let Some(parent) = &b.parent_id {
                 if !buyer_ids.contains(parent.as_str()) {
-                    return Err(err(format!("buyers[{i}].parent_id"), format!("unknown buyer {parent:?}")));
+                    return Err(err(
+                        format!("buyers[{i}].parent_id"),
+                        format!("unknown buyer {parent:?}"),
+                    ));
                 }
             }
         }
@@ -559,14 +635,23 @@ impl MarketplaceSpec {
             let p = format!("campaigns[{i}]");
             c.validate(&p)?;
             if !campaign_ids.insert(c.id.as_str()) {
-                return Err(err(format!("{p}.id"), format!("duplicate campaign id {:?}", c.id)));
+                return Err(err(
+                    format!("{p}.id"),
+                    format!("duplicate campaign id {:?}", c.id),
+                ));
             }
             if !buyer_ids.contains(c.buyer_id.as_str()) {
-                return Err(err(format!("{p}.buyer_id"), format!("unknown buyer {:?}", c.buyer_id)));
+                return Err(err(
+                    format!("{p}.buyer_id"),
+                    format!("unknown buyer {:?}", c.buyer_id),
+                ));
             }
             for (k, s) in c.sellers.iter().enumerate() {
                 if !seller_ids.contains(s.as_str()) {
-                    return Err(err(format!("{p}.sellers[{k}]"), format!("unknown seller {s:?}")));
+                    return Err(err(
+                        format!("{p}.sellers[{k}]"),
+                        format!("unknown seller {s:?}"),
+                    ));
                 }
             }
         }
@@ -609,13 +694,20 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let mut m = MarketplaceSpec {
-            buyers: vec![BuyerSpec { id: "b1".into(), name: String::new(), parent_id: None }],
+            buyers: vec![BuyerSpec {
+                id: "b1".into(),
+                name: String::new(),
+                parent_id: None,
+            }],
             campaigns: vec![campaign("c1", "b1")],
             ..Default::default()
         };
         assert!(m.validate().is_ok());
         m.campaigns[0].caps.daily.leads = Some(0);
-        assert_eq!(m.validate().unwrap_err().path, "campaigns[0].caps.daily.leads");
+        assert_eq!(
+            m.validate().unwrap_err().path,
+            "campaigns[0].caps.daily.leads"
+        );
         m.campaigns[0].caps.daily.leads = None;
         m.campaigns[0].time_zone = "Mars/Olympus".into();
         assert_eq!(m.validate().unwrap_err().path, "campaigns[0].time_zone");

@@ -1,11 +1,17 @@
 //! Builders for tests and benchmarks: small marketplaces and leads without
 //! boilerplate. Not used by production code.
 
-use crate::lead::{Contact, Lead, LeadAttributes, Ping, SaleType, SaleTypeRequest, UsState, Vertical, Zip};
-use crate::spec::{BuyerSpec, CampaignSpec, CampaignStatus, Caps, DedupeScope, Filters, MarketplaceSpec, SellerSpec};
+use crate::lead::{
+    Contact, Lead, LeadAttributes, Ping, SaleType, SaleTypeRequest, UsState, Vertical, Zip,
+};
+use crate::spec::{
+    BuyerSpec, CampaignSpec, CampaignStatus, Caps, DedupeScope, Filters, MarketplaceSpec,
+    SellerSpec,
+};
 
 /// SHA-256 of `"test-key"`, the key of [`seller`].
-pub const TEST_KEY_SHA256: &str = "62af8704764faf8ea82fc61ce9c4c3908b6cb97d463a634e9e587d7c885db0ef";
+pub const TEST_KEY_SHA256: &str =
+    "62af8704764faf8ea82fc61ce9c4c3908b6cb97d463a634e9e587d7c885db0ef";
 
 /// A seller with no floor and no margin.
 pub fn seller(id: &str) -> SellerSpec {
@@ -22,7 +28,11 @@ pub fn seller(id: &str) -> SellerSpec {
 
 /// A buyer without parent.
 pub fn buyer(id: &str) -> BuyerSpec {
-    BuyerSpec { id: id.into(), name: format!("Buyer {id}"), parent_id: None }
+    BuyerSpec {
+        id: id.into(),
+        name: format!("Buyer {id}"),
+        parent_id: None,
+    }
 }
 
 /// An active, unfiltered, always-open auto campaign with a large budget.
@@ -57,15 +67,27 @@ pub fn campaign(id: &str, buyer_id: &str, sale_type: SaleType, price_cents: u64)
 pub fn market(buyers: &[&str], campaigns: Vec<CampaignSpec>) -> MarketplaceSpec {
     let mut s = seller("s1");
     s.api_key_sha256 = vec![TEST_KEY_SHA256.into()];
-    MarketplaceSpec { sellers: vec![s], buyers: buyers.iter().map(|b| buyer(b)).collect(), campaigns }
+    MarketplaceSpec {
+        sellers: vec![s],
+        buyers: buyers.iter().map(|b| buyer(b)).collect(),
+        campaigns,
+    }
 }
 
 /// An auto ping from Beverly Hills, CA.
 pub fn ping() -> Ping {
-    let mut a = LeadAttributes::new(Vertical::Auto, Zip::parse("90210").unwrap(), UsState::parse("CA").unwrap());
+    let mut a = LeadAttributes::new(
+        Vertical::Auto,
+        Zip::parse("90210").unwrap(),
+        UsState::parse("CA").unwrap(),
+    );
     a.age = Some(34);
     a.vehicles = Some(2);
-    Ping { attributes: a, sale_type: SaleTypeRequest::Any, consent: None }
+    Ping {
+        attributes: a,
+        sale_type: SaleTypeRequest::Any,
+        consent: None,
+    }
 }
 
 /// The full lead of [`ping`] with phone `phone`.

@@ -79,6 +79,9 @@ fn sold_by_buyer(results: &[(u16, Value)]) -> HashMap<String, (u64, u64)> {
     by
 }
 
+/// Selects one period's limit from a campaign's caps.
+type PickCap = fn(&mut leadex_engine::spec::Caps) -> &mut CapLimit;
+
 fn current_hour() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -125,7 +128,7 @@ async fn every_cap_kind_holds_exactly_under_concurrency() {
         let price = 500u64;
         let mut campaigns = Vec::new();
         let mut expected = HashMap::new();
-        let caps: [(&str, fn(&mut leadex_engine::spec::Caps) -> &mut CapLimit); 4] = [
+        let caps: [(&str, PickCap); 4] = [
             ("hourly", |c| &mut c.hourly),
             ("daily", |c| &mut c.daily),
             ("weekly", |c| &mut c.weekly),
