@@ -139,6 +139,24 @@ pub enum EngineError {
     Overloaded(&'static str),
 }
 
+/// Until when a consumer phone counts as sold, by kind of sale, Unix ms.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct PhoneSales {
+    exclusive_until_ms: i64,
+    shared_until_ms: i64,
+}
+
+/// A settlement's hold on a phone's exclusivity, to give back on rollback.
+#[derive(Debug, Clone, Copy)]
+struct PhoneClaim {
+    key: u64,
+    previous: PhoneSales,
+    set: PhoneSales,
+}
+
+/// One sale during settlement: bid index, bid, the sale, dedupe expiry (ms).
+type SaleInProgress = (u8, PendingBid, SettledSale, i64);
+
 /// A sale made but not yet durable.
 #[derive(Debug)]
 pub struct SettledSale {
@@ -166,6 +184,7 @@ pub struct Settlement {
     /// The event to make durable before answering `sold`.
     pub event: Event,
     ping: Option<Arc<PendingPing>>,
+    phone_claim: Option<PhoneClaim>,
 }
 
 impl Settlement {
@@ -224,6 +243,10 @@ pub struct Engine {
     /// ping can be posted before the original's event is appended), with
     /// the sale time; `apply(PingIssued)` marks them used. Swept with pings.
     sold_before_issue: DashMap<PingId, i64>,
+    /// Exchange-level exclusivity by consumer phone (stable hash): an
+    /// exclusive sale blocks every later sale of the phone, and a shared sale
+    /// blocks a later exclusive one, within the buyers' dedupe windows.
+    phone_sales: DashMap<u64, PhoneSales>,
     last_dedupe_sweep_ms: AtomicI64,
     id_epoch: u64,
     id_sequence: AtomicU64,
@@ -305,6 +328,7 @@ impl Engine {
             expiry_next: Mutex::new(None),
             dedupe: DashMap::new(),
             sold_before_issue: DashMap::new(),
+            phone_sales: DashMap::new(),
             last_dedupe_sweep_ms: AtomicI64::new(0),
             id_epoch: h.finish(),
             id_sequence: AtomicU64::new(1),
@@ -539,7 +563,9 @@ impl Engine {
             })
             .collect();
         match self.settle(&snap, seller, lead, &bids, now) {
-            Ok(sales) => Ok(self.settlement(Some(pending), seller, lead, sales, now)),
+            Ok((sales, claim)) => {
+                Ok(self.settlement(Some(pending), seller, lead, sales, claim, now))
+            }
             Err(e) => {
                 // Release: the ping is open again for another attempt.
                 pending.state.store(PING_OPEN, Ordering::Release);
@@ -591,9 +617,9 @@ impl Engine {
                 })
                 .collect();
             match self.settle(&snap, seller, lead, &bids, now) {
-                Ok(sales) => {
+                Ok((sales, claim)) => {
                     return Ok(DirectOutcome::Sold(Box::new(
-                        self.settlement(None, seller, lead, sales, now),
+                        self.settlement(None, seller, lead, sales, claim, now),
                     )))
                 }
                 Err(e @ EngineError::Overloaded(_)) => return Err(e),
@@ -637,8 +663,9 @@ impl Engine {
         lead: &Lead,
         bids: &[(Option<BidId>, u8, PendingBid)],
         now: i64,
-    ) -> Result<Vec<(u8, PendingBid, SettledSale, i64)>, EngineError> {
+    ) -> Result<(Vec<SaleInProgress>, Option<PhoneClaim>), EngineError> {
         let _ = seller;
+        let claim = self.claim_phone(snap, lead, bids, now)?;
         let mut sales = Vec::with_capacity(bids.len());
         let mut duplicates = 0;
         for (bid_id, index, bid) in bids {
@@ -653,6 +680,7 @@ impl Engine {
             if c.dedupe_window_ms > 0 {
                 if self.dedupe.len() >= self.settings.dedupe_entries_max as usize {
                     self.release_all(&sales);
+                    self.release_phone(claim);
                     return Err(EngineError::Overloaded("dedupe entries"));
                 }
                 let key = Self::dedupe_key(
@@ -704,16 +732,75 @@ impl Engine {
             }
         }
         if sales.is_empty() {
+            self.release_phone(claim);
             return Err(if duplicates > 0 && duplicates == bids.len() {
                 EngineError::DuplicateLead
             } else {
                 EngineError::BidUnavailable
             });
         }
-        Ok(sales)
+        Ok((sales, claim))
     }
 
-    fn release_all(&self, sales: &[(u8, PendingBid, SettledSale, i64)]) {
+    /// Atomically checks and records the phone's exclusivity for this sale:
+    /// refused (`DuplicateLead`) when an exclusive sale of the phone is live,
+    /// or when this sale is exclusive and a shared sale of it is live. The
+    /// hold lasts the longest dedupe window of the accepted campaigns.
+    fn claim_phone(
+        &self,
+        snap: &Snapshot,
+        lead: &Lead,
+        bids: &[(Option<BidId>, u8, PendingBid)],
+        now: i64,
+    ) -> Result<Option<PhoneClaim>, EngineError> {
+        let Some((_, _, first)) = bids.first() else {
+            return Ok(None);
+        };
+        let window = bids
+            .iter()
+            .filter_map(|(_, _, b)| snap.campaign_by_id(&b.campaign_id))
+            .map(|c| c.dedupe_window_ms)
+            .max()
+            .unwrap_or(0);
+        if window == 0 {
+            return Ok(None);
+        }
+        if self.phone_sales.len() >= self.settings.dedupe_entries_max as usize {
+            return Err(EngineError::Overloaded("dedupe entries"));
+        }
+        let key = phone_sale_key(&lead.contact.phone);
+        let until = now + window;
+        // The shard lock held by `entry` makes check-and-set atomic.
+        let mut entry = self.phone_sales.entry(key).or_default();
+        let previous = *entry;
+        let exclusive = first.sale_type == SaleType::Exclusive;
+        if previous.exclusive_until_ms > now || (exclusive && previous.shared_until_ms > now) {
+            return Err(EngineError::DuplicateLead);
+        }
+        if exclusive {
+            entry.exclusive_until_ms = until;
+        } else {
+            entry.shared_until_ms = entry.shared_until_ms.max(until);
+        }
+        Ok(Some(PhoneClaim {
+            key,
+            previous,
+            set: *entry,
+        }))
+    }
+
+    fn release_phone(&self, claim: Option<PhoneClaim>) {
+        if let Some(c) = claim {
+            if let Some(mut e) = self.phone_sales.get_mut(&c.key) {
+                // Only if nobody changed it since: a later claim stands.
+                if *e == c.set {
+                    *e = c.previous;
+                }
+            }
+        }
+    }
+
+    fn release_all(&self, sales: &[SaleInProgress]) {
         for (_, _, s, _) in sales {
             s.counters.refund(&s.charge);
             if let Some(k) = s.dedupe_key {
@@ -727,7 +814,8 @@ impl Engine {
         ping: Option<Arc<PendingPing>>,
         seller: &Seller,
         lead: &Lead,
-        sales: Vec<(u8, PendingBid, SettledSale, i64)>,
+        sales: Vec<SaleInProgress>,
+        phone_claim: Option<PhoneClaim>,
         now: i64,
     ) -> Settlement {
         let lead_id = LeadId(self.next_id());
@@ -753,6 +841,7 @@ impl Engine {
             sales: sales.into_iter().map(|s| s.2).collect(),
             event,
             ping,
+            phone_claim,
         }
     }
 
@@ -787,6 +876,7 @@ impl Engine {
                 self.dedupe.remove(&k);
             }
         }
+        self.release_phone(settlement.phone_claim);
         if let Some(p) = &settlement.ping {
             // Release: see `post`.
             p.state.store(PING_OPEN, Ordering::Release);
@@ -852,6 +942,24 @@ impl Engine {
                         *e = (*e).max(sale.dedupe_expires_at_ms);
                     }
                 }
+                let until = s
+                    .sales
+                    .iter()
+                    .map(|x| x.dedupe_expires_at_ms)
+                    .max()
+                    .unwrap_or(0);
+                if until > now {
+                    let mut e = self
+                        .phone_sales
+                        .entry(phone_sale_key(&s.lead.contact.phone))
+                        .or_default();
+                    match s.sales.first().map(|x| x.bid.sale_type) {
+                        Some(SaleType::Exclusive) => {
+                            e.exclusive_until_ms = e.exclusive_until_ms.max(until)
+                        }
+                        _ => e.shared_until_ms = e.shared_until_ms.max(until),
+                    }
+                }
                 if let Some(id) = s.ping_id {
                     match self.pending.get(&id) {
                         Some(p) => p.state.store(PING_USED, Ordering::Release),
@@ -896,6 +1004,8 @@ impl Engine {
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
             self.dedupe.retain(|_, expires| *expires > now);
+            self.phone_sales
+                .retain(|_, p| p.exclusive_until_ms.max(p.shared_until_ms) > now);
         }
         removed
     }
@@ -909,6 +1019,11 @@ impl Engine {
                 .read(&campaign_local_time(&snap, c, self.clock.now_ms())),
         )
     }
+}
+
+/// Stable key of a consumer phone for exchange-level exclusivity.
+fn phone_sale_key(phone: &str) -> u64 {
+    stable_hash(&("phone-sale", phone))
 }
 
 fn bid_record(b: &PendingBid) -> BidRecord {
@@ -1296,6 +1411,75 @@ mod tests {
     }
 
     #[test]
+    fn an_exclusive_sale_blocks_every_later_sale_of_the_phone() {
+        let m = market(
+            &["a", "b", "c"],
+            vec![
+                campaign("a-ex", "a", SaleType::Exclusive, 3000),
+                campaign("b-sh", "b", SaleType::Shared, 1000),
+                campaign("c-sh", "c", SaleType::Shared, 900),
+            ],
+        );
+        let (e, clock) = engine(m);
+        let s = e.seller_by_id("s1").unwrap();
+        let lead = lead_with_phone("3127340123");
+        let DirectOutcome::Sold(first) = e.direct_post(&s, &lead).unwrap() else {
+            panic!("unsold")
+        };
+        assert_eq!(first.sales.len(), 1, "exclusive wins");
+        e.commit(&first);
+        // Other buyers may not buy the consumer shared while the exclusive holds.
+        assert!(matches!(
+            e.direct_post(&s, &lead).unwrap(),
+            DirectOutcome::Unsold("duplicate_lead")
+        ));
+        clock.advance_ms(720 * 3_600_000);
+        let DirectOutcome::Sold(later) = e.direct_post(&s, &lead).unwrap() else {
+            panic!("unsold")
+        };
+        e.commit(&later);
+
+        // A shared sale blocks a later exclusive one, but not more shared sales
+        // to other buyers; a rolled-back claim is given back.
+        let (e, _) = engine(market(
+            &["a", "b"],
+            vec![
+                campaign("a-ex", "a", SaleType::Exclusive, 3000),
+                campaign("b-sh", "b", SaleType::Shared, 1000),
+            ],
+        ));
+        let mut shared_only = lead_with_phone("3127340124");
+        shared_only.ping.sale_type = SaleTypeRequest::Shared;
+        let DirectOutcome::Sold(st) = e.direct_post(&s, &shared_only).unwrap() else {
+            panic!("unsold")
+        };
+        e.rollback(&st);
+        let DirectOutcome::Sold(st) = e.direct_post(&s, &shared_only).unwrap() else {
+            panic!("unsold")
+        };
+        e.commit(&st);
+        let mut exclusive_only = lead_with_phone("3127340124");
+        exclusive_only.ping.sale_type = SaleTypeRequest::Exclusive;
+        assert!(matches!(
+            e.direct_post(&s, &exclusive_only).unwrap(),
+            DirectOutcome::Unsold("duplicate_lead")
+        ));
+        // Replay rebuilds the hold.
+        let (r, _) = engine(market(
+            &["a", "b"],
+            vec![
+                campaign("a-ex", "a", SaleType::Exclusive, 3000),
+                campaign("b-sh", "b", SaleType::Shared, 1000),
+            ],
+        ));
+        r.apply(&st.event);
+        assert!(matches!(
+            r.direct_post(&s, &exclusive_only).unwrap(),
+            DirectOutcome::Unsold("duplicate_lead")
+        ));
+    }
+
+    #[test]
     fn caps_and_budget_refuse_posts_exactly() {
         let mut c = campaign("c", "a", SaleType::Exclusive, 1000);
         c.caps.daily = CapLimit {
@@ -1316,13 +1500,22 @@ mod tests {
 
     #[test]
     fn direct_post_cascades_past_a_duplicate() {
-        let (e, _) = engine(market(
-            &["a", "b"],
-            vec![
-                campaign("a1", "a", SaleType::Exclusive, 2000),
-                campaign("b1", "b", SaleType::Exclusive, 1000),
-            ],
-        ));
+        // One shared buyer per lead, so each post sells to the best buyer that
+        // has not bought this consumer yet.
+        let settings = EngineSettings {
+            max_shared_buyers: 1,
+            ..Default::default()
+        };
+        let (e, _) = engine_with(
+            settings,
+            market(
+                &["a", "b"],
+                vec![
+                    campaign("a1", "a", SaleType::Shared, 2000),
+                    campaign("b1", "b", SaleType::Shared, 1000),
+                ],
+            ),
+        );
         let s = e.seller_by_id("s1").unwrap();
         let lead = lead_with_phone("2125550123");
         let DirectOutcome::Sold(first) = e.direct_post(&s, &lead).unwrap() else {
