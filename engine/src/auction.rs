@@ -90,13 +90,19 @@ pub struct Winner {
 pub struct Scratch {
     rows: [usize; QUERY_ROWS],
     acc: Vec<u64>,
-    candidates: Vec<Candidate>,
-    ranked: Vec<Candidate>,
+    /// Best exclusive candidates, one per account, ranked (bounded).
+    top_exclusive: Vec<Candidate>,
+    /// Best shared candidates, one per account, ranked (bounded).
+    top_shared: Vec<Candidate>,
     /// Winners of the last auction, in bid order.
     pub winners: Vec<Winner>,
     /// Campaigns to leave out of the next auction (cascades).
     pub excluded_campaigns: Vec<u32>,
     local_times: Vec<(u64, i64, LocalTime)>,
+    /// Visit every matching campaign (no early stop). For differential
+    /// tests of the early stop; never set in production.
+    #[doc(hidden)]
+    pub exhaustive: bool,
 }
 
 impl Scratch {
@@ -230,8 +236,38 @@ fn evaluate(
     Ok(price)
 }
 
+/// Ranking: price, then priority, then campaign index (= id order).
+fn better(a: &Candidate, b: &Candidate) -> bool {
+    (a.bid_cents, a.priority, std::cmp::Reverse(a.campaign))
+        > (b.bid_cents, b.priority, std::cmp::Reverse(b.campaign))
+}
+
+/// Inserts into a ranked list of at most `cap` candidates with distinct
+/// accounts. No allocation once the list has held `cap + 1` items.
+fn offer(list: &mut Vec<Candidate>, cap: usize, cand: Candidate) {
+    if let Some(i) = list.iter().position(|c| c.account == cand.account) {
+        if !better(&cand, &list[i]) {
+            return;
+        }
+        list.remove(i);
+    }
+    let at = list
+        .iter()
+        .position(|c| better(&cand, c))
+        .unwrap_or(list.len());
+    if at < cap {
+        list.insert(at, cand);
+        list.truncate(cap);
+    }
+}
+
 /// Runs matching and the auction for `ping`. On success the winners are in
 /// `scratch.winners` (non-empty); otherwise the most specific reason.
+///
+/// Campaigns are visited by descending maximum price; once the ranked lists
+/// are full and the next campaign cannot beat their worst entry, the rest
+/// cannot change the outcome and are skipped (top-k with upper bounds, as in
+/// WAND). Work is bounded by the matching campaigns, and usually far less.
 pub fn run_auction(
     snap: &Snapshot,
     settings: &EngineSettings,
@@ -241,76 +277,89 @@ pub fn run_auction(
     scratch: &mut Scratch,
 ) -> Result<(), NoBidReason> {
     scratch.winners.clear();
-    scratch.candidates.clear();
+    scratch.top_exclusive.clear();
+    scratch.top_shared.clear();
     let vertical = ping.attributes.vertical;
     if seller.verticals_mask & (1 << vertical.index()) == 0 {
         return Err(NoBidReason::SellerNotAllowed);
     }
+    let second_price = settings.pricing == Pricing::SecondPrice;
+    let max_shared = usize::from(settings.max_shared_buyers);
+    // Second price needs the bid after the last winner.
+    let cap_exclusive = if second_price { 2 } else { 1 };
+    let cap_shared = if second_price {
+        max_shared + 1
+    } else {
+        max_shared
+    };
+    let want_exclusive = ping.sale_type != SaleTypeRequest::Shared;
+    let want_shared = ping.sale_type != SaleTypeRequest::Exclusive;
     let index = &snap.verticals[vertical.index()];
     VerticalIndex::query_rows(&ping.attributes, ping.sale_type, &mut scratch.rows);
     let mut furthest = NoBidReason::NoEligibleBuyers;
     let mut acc = std::mem::take(&mut scratch.acc);
     let rows = scratch.rows;
+    let exhaustive = scratch.exhaustive;
     index.matches(&rows, &mut acc, |ci| {
-        if scratch.excluded_campaigns.contains(&ci) {
-            return;
-        }
         let c = &snap.campaigns[ci as usize];
+        // Stop when no later campaign (all priced at most c's bound) can
+        // enter a full list: a tie may still win on priority, so strictly less.
+        let worst = |list: &Vec<Candidate>, cap: usize| {
+            if list.len() == cap {
+                list.last().map_or(u64::MAX, |w| w.bid_cents)
+            } else {
+                u64::MAX
+            }
+        };
+        // Every list the auction needs must be full before anything can be skipped.
+        let threshold = match (want_exclusive, want_shared) {
+            (true, true) => {
+                let (e, sh) = (
+                    worst(&scratch.top_exclusive, cap_exclusive),
+                    worst(&scratch.top_shared, cap_shared),
+                );
+                if e == u64::MAX || sh == u64::MAX {
+                    u64::MAX
+                } else {
+                    e.min(sh)
+                }
+            }
+            (true, false) => worst(&scratch.top_exclusive, cap_exclusive),
+            _ => worst(&scratch.top_shared, cap_shared),
+        };
+        if !exhaustive && threshold != u64::MAX && c.max_price_cents < threshold {
+            return false;
+        }
+        if scratch.excluded_campaigns.contains(&ci) {
+            return true;
+        }
         let local = scratch.local_time(snap, c.time_zone, now_ms);
         match evaluate(c, seller, ping, &local) {
-            Ok(bid_cents) => scratch.candidates.push(Candidate {
-                campaign: ci,
-                account: c.account,
-                bid_cents,
-                priority: c.priority,
-                sale_type: c.sale_type,
-            }),
+            Ok(bid_cents) => {
+                let cand = Candidate {
+                    campaign: ci,
+                    account: c.account,
+                    bid_cents,
+                    priority: c.priority,
+                    sale_type: c.sale_type,
+                };
+                match c.sale_type {
+                    SaleType::Exclusive => offer(&mut scratch.top_exclusive, cap_exclusive, cand),
+                    SaleType::Shared => offer(&mut scratch.top_shared, cap_shared, cand),
+                }
+            }
             Err(reason) => furthest = furthest.max(reason),
         }
+        true
     });
     scratch.acc = acc;
-    if scratch.candidates.is_empty() {
+    if scratch.top_exclusive.is_empty() && scratch.top_shared.is_empty() {
         return Err(furthest);
     }
-    // Deterministic ranking: price, then priority, then campaign id order.
-    scratch.candidates.sort_unstable_by(|x, y| {
-        y.bid_cents
-            .cmp(&x.bid_cents)
-            .then(y.priority.cmp(&x.priority))
-            .then(x.campaign.cmp(&y.campaign))
-    });
-    // Best campaign per account (one account buys a lead at most once),
-    // keeping only what the auction can use: two exclusive bids (winner and
-    // its second price) and max_shared + 1 shared bids. Bounded work.
-    let max_shared = usize::from(settings.max_shared_buyers);
-    scratch.ranked.clear();
-    let (mut n_exclusive, mut n_shared) = (0usize, 0usize);
-    for cand in &scratch.candidates {
-        let (count, limit) = match cand.sale_type {
-            SaleType::Exclusive => (&mut n_exclusive, 2),
-            SaleType::Shared => (&mut n_shared, max_shared + 1),
-        };
-        if *count < limit
-            && !scratch
-                .ranked
-                .iter()
-                .any(|r| r.account == cand.account && r.sale_type == cand.sale_type)
-        {
-            *count += 1;
-            scratch.ranked.push(*cand);
-            if n_exclusive == 2 && n_shared == max_shared + 1 {
-                break;
-            }
-        }
-    }
-    let exclusive = scratch
-        .ranked
-        .iter()
-        .find(|c| c.sale_type == SaleType::Exclusive);
+    let exclusive = scratch.top_exclusive.first();
     let shared_value: u64 = scratch
-        .ranked
+        .top_shared
         .iter()
-        .filter(|c| c.sale_type == SaleType::Shared)
         .take(max_shared)
         .map(|c| seller.payout_cents(c.bid_cents))
         .sum();
@@ -320,26 +369,22 @@ pub fn run_auction(
         // An exclusive bid wins ties: it blocks every shared sale.
         (SaleTypeRequest::Any, Some(e)) => seller.payout_cents(e.bid_cents) >= shared_value,
     };
+    let (ranked, take) = if pick_exclusive {
+        (&scratch.top_exclusive, 1)
+    } else {
+        (&scratch.top_shared, max_shared)
+    };
     let kind = if pick_exclusive {
         SaleType::Exclusive
     } else {
         SaleType::Shared
     };
-    let take = if pick_exclusive { 1 } else { max_shared };
     let floor_price = seller.floor_buyer_price_cents().max(1);
-    let mut of_kind = scratch
-        .ranked
-        .iter()
-        .filter(|c| c.sale_type == kind)
-        .peekable();
-    while let Some(c) = of_kind.next() {
-        if scratch.winners.len() == take {
-            break;
-        }
+    for (i, c) in ranked.iter().take(take).enumerate() {
         let buyer_price = match settings.pricing {
             Pricing::FirstPrice => c.bid_cents,
             Pricing::SecondPrice => {
-                let next = of_kind.peek().map_or(0, |n| n.bid_cents + 1);
+                let next = ranked.get(i + 1).map_or(0, |n| n.bid_cents + 1);
                 next.max(floor_price).min(c.bid_cents)
             }
         };
@@ -352,10 +397,156 @@ pub fn run_auction(
     }
     debug_assert!(
         !scratch.winners.is_empty(),
-        "invariant: a non-empty ranking of the chosen kind"
+        "invariant: the chosen list is non-empty"
     );
     if scratch.winners.is_empty() {
         return Err(furthest);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lead::{Credit, SaleType, SaleTypeRequest, UsState};
+    use crate::snapshot::{CounterRegistry, Snapshot};
+    use crate::spec::{EngineSettings, PriceModifier, Pricing};
+    use crate::testing::{campaign, market, ping};
+
+    /// A small deterministic generator (xorshift), so failures reproduce.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[test]
+    fn early_stop_never_changes_the_outcome() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let states = ["CA", "TX", "NY"];
+        for round in 0..40 {
+            let buyers: Vec<String> = (0..12).map(|i| format!("b{i}")).collect();
+            let refs: Vec<&str> = buyers.iter().map(String::as_str).collect();
+            let campaigns = (0..300)
+                .map(|i| {
+                    let sale = if rng.next(2) == 0 {
+                        SaleType::Exclusive
+                    } else {
+                        SaleType::Shared
+                    };
+                    // Few distinct prices, so ties and priorities matter.
+                    let mut c = campaign(
+                        &format!("c{i:03}"),
+                        refs[rng.next(12) as usize],
+                        sale,
+                        500 + 50 * rng.next(20),
+                    );
+                    c.priority = rng.next(3) as u8;
+                    for _ in 0..rng.next(3) {
+                        c.modifiers.push(PriceModifier {
+                            states: vec![UsState::parse(states[rng.next(3) as usize]).unwrap()],
+                            credit: if rng.next(2) == 0 {
+                                vec![Credit::Good]
+                            } else {
+                                vec![]
+                            },
+                            adjust_bps: rng.next(4000) as i32 - 2000,
+                            adjust_cents: rng.next(200) as i64 - 100,
+                            ..Default::default()
+                        });
+                    }
+                    if rng.next(4) == 0 {
+                        c.filters.age_min = Some(30 + rng.next(20) as u8);
+                    }
+                    c
+                })
+                .collect();
+            let mut m = market(&refs, campaigns);
+            m.buyers[1].parent_id = Some("b0".into());
+            m.sellers[0].floor_cents = 400 + rng.next(300);
+            m.sellers[0].margin_bps = rng.next(2000) as u32;
+            let snap = Snapshot::build(&m, &CounterRegistry::default(), 1).unwrap();
+            let seller = snap.seller_by_id("s1").unwrap().clone();
+            for pricing in [Pricing::FirstPrice, Pricing::SecondPrice] {
+                let settings = EngineSettings {
+                    pricing,
+                    max_shared_buyers: 1 + rng.next(8) as u8,
+                    ..Default::default()
+                };
+                for sale in [
+                    SaleTypeRequest::Any,
+                    SaleTypeRequest::Exclusive,
+                    SaleTypeRequest::Shared,
+                ] {
+                    let mut p = ping();
+                    p.sale_type = sale;
+                    p.attributes.state = UsState::parse(states[rng.next(3) as usize]).unwrap();
+                    p.attributes.zip = crate::lead::Zip::parse(match p.attributes.state.as_str() {
+                        "CA" => "90210",
+                        "TX" => "73301",
+                        _ => "10001",
+                    })
+                    .unwrap();
+                    p.attributes.credit = if rng.next(2) == 0 {
+                        Some(Credit::Good)
+                    } else {
+                        None
+                    };
+                    p.attributes.age = Some(25 + rng.next(40) as u8);
+                    let mut fast = Scratch::default();
+                    let mut slow = Scratch {
+                        exhaustive: true,
+                        ..Default::default()
+                    };
+                    let now = 1_795_453_200_000;
+                    let a = run_auction(&snap, &settings, &seller, &p, now, &mut fast);
+                    let b = run_auction(&snap, &settings, &seller, &p, now, &mut slow);
+                    assert_eq!(a.is_ok(), b.is_ok(), "round {round}");
+                    assert_eq!(
+                        fast.winners, slow.winners,
+                        "round {round}, {pricing:?}, {sale:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn max_price_bounds_every_price() {
+        let mut c = campaign("c", "b", SaleType::Exclusive, 1000);
+        c.modifiers = vec![
+            PriceModifier {
+                states: vec![UsState::parse("CA").unwrap()],
+                adjust_bps: 2500,
+                ..Default::default()
+            },
+            PriceModifier {
+                credit: vec![Credit::Good],
+                adjust_bps: -5000,
+                adjust_cents: 300,
+                ..Default::default()
+            },
+            PriceModifier {
+                adjust_cents: -50,
+                ..Default::default()
+            },
+        ];
+        let snap =
+            Snapshot::build(&market(&["b"], vec![c]), &CounterRegistry::default(), 1).unwrap();
+        let compiled = &snap.campaigns[0];
+        assert_eq!(
+            compiled.max_price_cents, 1250,
+            "raise by 25 %, skip the cut, skip the -50"
+        );
+        let mut p = ping();
+        for credit in [None, Some(Credit::Good)] {
+            p.attributes.credit = credit;
+            let local = campaign_local_time(&snap, compiled, 0);
+            assert!(campaign_price(compiled, &p, &local).unwrap() <= compiled.max_price_cents);
+        }
+    }
 }

@@ -214,11 +214,16 @@ impl VerticalIndex {
 
     /// ANDs the selected rows into `acc` (resized to this vertical's words)
     /// and calls `visit` with the global index of every campaign left.
+    /// Campaigns are visited in the order they were given to [`build`]
+    /// (the snapshot gives them by descending maximum price, so an auction
+    /// can stop early); `visit` returns `false` to stop.
+    ///
+    /// [`build`]: VerticalIndex::build
     pub fn matches(
         &self,
         rows: &[usize; QUERY_ROWS],
         acc: &mut Vec<u64>,
-        mut visit: impl FnMut(u32),
+        mut visit: impl FnMut(u32) -> bool,
     ) {
         let w = self.words;
         acc.clear();
@@ -234,7 +239,9 @@ impl VerticalIndex {
             while word != 0 {
                 let bit = word.trailing_zeros() as usize;
                 word &= word - 1;
-                visit(self.campaigns[wi * 64 + bit]);
+                if !visit(self.campaigns[wi * 64 + bit]) {
+                    return;
+                }
             }
         }
     }
@@ -266,7 +273,10 @@ mod tests {
         let mut rows = [0; QUERY_ROWS];
         VerticalIndex::query_rows(attrs, sale, &mut rows);
         let mut out = vec![];
-        idx.matches(&rows, &mut Vec::new(), |c| out.push(c));
+        idx.matches(&rows, &mut Vec::new(), |c| {
+            out.push(c);
+            true
+        });
         out
     }
 

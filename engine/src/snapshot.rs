@@ -9,7 +9,7 @@
 use crate::counters::{CampaignCounters, CapLimits};
 use crate::index::VerticalIndex;
 use crate::lead::{Credit, Device, SaleType, UsState, Vertical};
-use crate::spec::{CampaignStatus, DedupeScope, MarketplaceSpec, SpecError};
+use crate::spec::{CampaignStatus, DedupeScope, MarketplaceSpec, SpecError, MONEY_CENTS_MAX};
 use chrono_tz::Tz;
 use dashmap::DashMap;
 use std::collections::HashMap;
@@ -142,6 +142,9 @@ pub struct Campaign {
     pub sale_type: SaleType,
     /// Base price, cents.
     pub price_cents: u64,
+    /// Highest price any lead can reach (base with every raising modifier):
+    /// an upper bound the auction uses to stop early.
+    pub max_price_cents: u64,
     /// Modifiers in order.
     pub modifiers: Box<[Modifier]>,
     /// ZIPs accepted (empty: all).
@@ -246,6 +249,19 @@ pub struct Snapshot {
     pub verticals: Vec<VerticalIndex>,
     /// Distinct time zones used.
     pub time_zones: Vec<Tz>,
+}
+
+/// An upper bound of a campaign's price over all leads. Each modifier maps
+/// the running price through a non-decreasing function (`adjust_bps` is at
+/// least -9000, so the factor stays positive), so applying each modifier
+/// only where it raises the price yields the maximum over every subset.
+fn max_price_cents(c: &crate::spec::CampaignSpec) -> u64 {
+    let mut price = c.price_cents as i64;
+    for m in &c.modifiers {
+        let raised = price + price * i64::from(m.adjust_bps) / 10_000 + m.adjust_cents;
+        price = price.max(raised);
+    }
+    price.clamp(1, MONEY_CENTS_MAX as i64) as u64
 }
 
 fn err(path: String, message: impl Into<String>) -> SpecError {
@@ -387,6 +403,7 @@ impl Snapshot {
                 active: c.status == CampaignStatus::Active,
                 sale_type: c.sale_type,
                 price_cents: c.price_cents,
+                max_price_cents: max_price_cents(c),
                 modifiers,
                 zips: ZipSet::from_spec(&c.filters.zips),
                 exclude_zips: ZipSet::from_spec(&c.filters.exclude_zips),
@@ -413,21 +430,26 @@ impl Snapshot {
         let verticals = Vertical::ALL
             .iter()
             .map(|v| {
-                VerticalIndex::build(
-                    order
-                        .iter()
-                        .enumerate()
-                        .filter(|(gi, &si)| {
-                            campaigns[*gi].active && spec.campaigns[si].vertical == *v
-                        })
-                        .map(|(gi, &si)| {
-                            (
-                                gi as u32,
-                                &spec.campaigns[si].filters,
-                                spec.campaigns[si].sale_type,
-                            )
-                        }),
-                )
+                let mut members: Vec<(u32, usize)> = order
+                    .iter()
+                    .enumerate()
+                    .filter(|(gi, &si)| campaigns[*gi].active && spec.campaigns[si].vertical == *v)
+                    .map(|(gi, &si)| (gi as u32, si))
+                    .collect();
+                // Highest possible price first, so auctions can stop early.
+                members.sort_by_key(|(gi, _)| {
+                    (
+                        std::cmp::Reverse(campaigns[*gi as usize].max_price_cents),
+                        *gi,
+                    )
+                });
+                VerticalIndex::build(members.iter().map(|(gi, si)| {
+                    (
+                        *gi,
+                        &spec.campaigns[*si].filters,
+                        spec.campaigns[*si].sale_type,
+                    )
+                }))
             })
             .collect();
         Ok(Snapshot {
