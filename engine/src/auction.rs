@@ -300,36 +300,31 @@ pub fn run_auction(
     let mut acc = std::mem::take(&mut scratch.acc);
     let rows = scratch.rows;
     let exhaustive = scratch.exhaustive;
-    index.matches(&rows, &mut acc, |ci| {
-        let c = &snap.campaigns[ci as usize];
-        // Stop when no later campaign (all priced at most c's bound) can
-        // enter a full list: a tie may still win on priority, so strictly less.
-        let worst = |list: &Vec<Candidate>, cap: usize| {
-            if list.len() == cap {
-                list.last().map_or(u64::MAX, |w| w.bid_cents)
-            } else {
-                u64::MAX
-            }
+    index.matches(&rows, &mut acc, |ci, (max_price, exclusive)| {
+        let max_price = u64::from(max_price);
+        // The price a campaign must be able to reach to enter a list: 0 while
+        // the list has room, its worst entry once full (a tie may still win on
+        // priority, so entry needs >=), and out of reach for a list the
+        // seller did not ask for.
+        let bar = |wanted: bool, list: &Vec<Candidate>, cap: usize| match (wanted, list.last()) {
+            (false, _) => u64::MAX,
+            (true, Some(w)) if list.len() == cap => w.bid_cents,
+            (true, _) => 0,
         };
-        // Every list the auction needs must be full before anything can be skipped.
-        let threshold = match (want_exclusive, want_shared) {
-            (true, true) => {
-                let (e, sh) = (
-                    worst(&scratch.top_exclusive, cap_exclusive),
-                    worst(&scratch.top_shared, cap_shared),
-                );
-                if e == u64::MAX || sh == u64::MAX {
-                    u64::MAX
-                } else {
-                    e.min(sh)
-                }
+        let bar_exclusive = bar(want_exclusive, &scratch.top_exclusive, cap_exclusive);
+        let bar_shared = bar(want_shared, &scratch.top_shared, cap_shared);
+        if !exhaustive {
+            // Campaigns come by descending maximum price: once no list can
+            // take this one, no list can take any later one either.
+            if max_price < bar_exclusive.min(bar_shared) {
+                return false;
             }
-            (true, false) => worst(&scratch.top_exclusive, cap_exclusive),
-            _ => worst(&scratch.top_shared, cap_shared),
-        };
-        if !exhaustive && threshold != u64::MAX && c.max_price_cents < threshold {
-            return false;
+            // This one cannot enter its own list: skip it unevaluated.
+            if max_price < if exclusive { bar_exclusive } else { bar_shared } {
+                return true;
+            }
         }
+        let c = &snap.campaigns[ci as usize];
         if scratch.excluded_campaigns.contains(&ci) {
             return true;
         }

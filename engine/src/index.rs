@@ -142,6 +142,10 @@ fn accepts(slot: Slot, f: &Filters, sale_type: SaleType, value: Option<usize>) -
 pub struct VerticalIndex {
     /// Global campaign index of each bit.
     pub campaigns: Vec<u32>,
+    /// Per bit: the campaign's maximum price (cents, saturated to `u32`)
+    /// and whether it sells exclusive. Dense, so an auction can skip a
+    /// campaign without touching the campaign itself.
+    pub bounds: Vec<(u32, bool)>,
     words: usize,
     /// Row-major: row `r` is `bits[r * words .. (r + 1) * words]`.
     bits: Vec<u64>,
@@ -149,13 +153,15 @@ pub struct VerticalIndex {
 
 impl VerticalIndex {
     /// Builds the index of `members` (global index, filters, sale type).
-    pub fn build<'a>(members: impl Iterator<Item = (u32, &'a Filters, SaleType)>) -> VerticalIndex {
+    pub fn build<'a>(
+        members: impl Iterator<Item = (u32, &'a Filters, SaleType, u64)>,
+    ) -> VerticalIndex {
         let members: Vec<_> = members.collect();
         let words = members.len().div_ceil(64);
         let rows = total_rows();
         let mut bits = vec![0u64; rows * words];
         let layout = attrs();
-        for (bit, (_, filters, sale_type)) in members.iter().enumerate() {
+        for (bit, (_, filters, sale_type, _)) in members.iter().enumerate() {
             for (i, (slot, _)) in SLOTS.iter().enumerate() {
                 let a = layout[i];
                 for v in 0..=a.values {
@@ -168,6 +174,15 @@ impl VerticalIndex {
         }
         VerticalIndex {
             campaigns: members.iter().map(|m| m.0).collect(),
+            bounds: members
+                .iter()
+                .map(|m| {
+                    (
+                        u32::try_from(m.3).unwrap_or(u32::MAX),
+                        m.2 == SaleType::Exclusive,
+                    )
+                })
+                .collect(),
             words,
             bits,
         }
@@ -223,7 +238,7 @@ impl VerticalIndex {
         &self,
         rows: &[usize; QUERY_ROWS],
         acc: &mut Vec<u64>,
-        mut visit: impl FnMut(u32) -> bool,
+        mut visit: impl FnMut(u32, (u32, bool)) -> bool,
     ) {
         let w = self.words;
         acc.clear();
@@ -239,7 +254,8 @@ impl VerticalIndex {
             while word != 0 {
                 let bit = word.trailing_zeros() as usize;
                 word &= word - 1;
-                if !visit(self.campaigns[wi * 64 + bit]) {
+                let i = wi * 64 + bit;
+                if !visit(self.campaigns[i], self.bounds[i]) {
                     return;
                 }
             }
@@ -248,7 +264,7 @@ impl VerticalIndex {
 
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
-        self.bits.capacity() * 8 + self.campaigns.capacity() * 4
+        self.bits.capacity() * 8 + self.campaigns.capacity() * 4 + self.bounds.capacity() * 8
     }
 }
 
@@ -273,7 +289,7 @@ mod tests {
         let mut rows = [0; QUERY_ROWS];
         VerticalIndex::query_rows(attrs, sale, &mut rows);
         let mut out = vec![];
-        idx.matches(&rows, &mut Vec::new(), |c| {
+        idx.matches(&rows, &mut Vec::new(), |c, _| {
             out.push(c);
             true
         });
@@ -312,13 +328,13 @@ mod tests {
             ..Default::default()
         };
         let members = [
-            (10, &f_all, SaleType::Exclusive),
-            (11, &f_tx, SaleType::Exclusive),
-            (12, &f_not_ca, SaleType::Shared),
-            (13, &f_age, SaleType::Shared),
-            (14, &f_credit, SaleType::Shared),
-            (15, &f_renter, SaleType::Exclusive),
-            (16, &f_vehicles, SaleType::Exclusive),
+            (10, &f_all, SaleType::Exclusive, 1),
+            (11, &f_tx, SaleType::Exclusive, 1),
+            (12, &f_not_ca, SaleType::Shared, 1),
+            (13, &f_age, SaleType::Shared, 1),
+            (14, &f_credit, SaleType::Shared, 1),
+            (15, &f_renter, SaleType::Exclusive, 1),
+            (16, &f_vehicles, SaleType::Exclusive, 1),
         ];
         let idx = VerticalIndex::build(members.iter().copied());
         assert_eq!(run(&idx, &lead(), SaleTypeRequest::Any), vec![10, 14]);
@@ -335,7 +351,7 @@ mod tests {
     #[test]
     fn many_campaigns_cross_word_boundaries() {
         let f = Filters::default();
-        let idx = VerticalIndex::build((0..200u32).map(|i| (i, &f, SaleType::Shared)));
+        let idx = VerticalIndex::build((0..200u32).map(|i| (i, &f, SaleType::Shared, 1)));
         assert_eq!(
             run(&idx, &lead(), SaleTypeRequest::Any),
             (0..200).collect::<Vec<_>>()

@@ -444,10 +444,12 @@ impl Snapshot {
                     )
                 });
                 VerticalIndex::build(members.iter().map(|(gi, si)| {
+                    let c = &spec.campaigns[*si];
                     (
                         *gi,
-                        &spec.campaigns[*si].filters,
-                        spec.campaigns[*si].sale_type,
+                        &c.filters,
+                        c.sale_type,
+                        campaigns[*gi as usize].max_price_cents,
                     )
                 }))
             })
