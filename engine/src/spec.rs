@@ -663,33 +663,7 @@ impl MarketplaceSpec {
 mod tests {
     use super::*;
     use crate::lead::SaleType;
-
-    pub(crate) fn campaign(id: &str, buyer: &str) -> CampaignSpec {
-        CampaignSpec {
-            id: id.into(),
-            buyer_id: buyer.into(),
-            name: String::new(),
-            vertical: Vertical::Auto,
-            status: CampaignStatus::Active,
-            sale_type: SaleType::Exclusive,
-            price_cents: 1000,
-            modifiers: vec![],
-            filters: Filters::default(),
-            caps: Caps::default(),
-            time_zone: default_time_zone(),
-            schedule: vec![],
-            budget_cents: 100_000,
-            dedupe_window_hours: 720,
-            dedupe_scope: DedupeScope::Buyer,
-            require_tcpa: false,
-            require_trustedform: false,
-            require_jornaya: false,
-            sellers: vec![],
-            sources: vec![],
-            exclude_sources: vec![],
-            priority: 0,
-        }
-    }
+    use crate::testing::campaign;
 
     #[test]
     fn errors_name_the_key() {
@@ -699,7 +673,7 @@ mod tests {
                 name: String::new(),
                 parent_id: None,
             }],
-            campaigns: vec![campaign("c1", "b1")],
+            campaigns: vec![campaign("c1", "b1", SaleType::Exclusive, 1000)],
             ..Default::default()
         };
         assert!(m.validate().is_ok());

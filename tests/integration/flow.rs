@@ -174,3 +174,42 @@ async fn sales_survive_a_clean_restart() {
     assert_eq!(v["status"], "unsold", "budget for exactly 3 leads: {v}");
     server.shutdown().await.unwrap();
 }
+
+#[test]
+fn invalid_config_is_refused_before_binding_naming_the_key() {
+    // Hold the port the config names: if the binary bound before validating,
+    // it would fail on the bind instead of on the config.
+    let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port();
+    let cases = [
+        (
+            "LEADEX_SERVER__BODY_LIMIT_BYTES",
+            "70000",
+            "server.body_limit_bytes",
+        ),
+        ("LEADEX_ENGINE__PRICE_LOCK_MS", "5", "engine.price_lock_ms"),
+        ("LEADEX_STORAGE__BACKEND", "mongodb", "storage.backend"),
+        ("LEADEX_SERVER__NO_SUCH_KEY", "1", "no_such_key"),
+    ];
+    for (name, value, key) in cases {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadex"))
+            .env("LEADEX_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env(name, value)
+            .output()
+            .expect("the binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert!(
+            stderr.contains(key),
+            "{name}={value} must name {key}: {stderr}"
+        );
+        assert!(!stderr.contains("binding"), "{stderr}");
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_leadex"))
+        .args(["--config", "/nonexistent/leadex.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/leadex.toml"));
+    drop(holder);
+}
