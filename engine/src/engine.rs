@@ -562,7 +562,7 @@ impl Engine {
                 )
             })
             .collect();
-        match self.settle(&snap, seller, lead, &bids, now) {
+        match self.settle(&snap, lead, &bids, now) {
             Ok((sales, claim)) => {
                 Ok(self.settlement(Some(pending), seller, lead, sales, claim, now))
             }
@@ -616,7 +616,7 @@ impl Engine {
                     (None, i as u8, bid)
                 })
                 .collect();
-            match self.settle(&snap, seller, lead, &bids, now) {
+            match self.settle(&snap, lead, &bids, now) {
                 Ok((sales, claim)) => {
                     return Ok(DirectOutcome::Sold(Box::new(
                         self.settlement(None, seller, lead, sales, claim, now),
@@ -659,12 +659,10 @@ impl Engine {
     fn settle(
         &self,
         snap: &Snapshot,
-        seller: &Seller,
         lead: &Lead,
         bids: &[(Option<BidId>, u8, PendingBid)],
         now: i64,
     ) -> Result<(Vec<SaleInProgress>, Option<PhoneClaim>), EngineError> {
-        let _ = seller;
         let claim = self.claim_phone(snap, lead, bids, now)?;
         let mut sales = Vec::with_capacity(bids.len());
         let mut duplicates = 0;
