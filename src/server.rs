@@ -10,7 +10,7 @@
 use crate::metrics::{JournalGauges, Metrics, Route};
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use leadex_engine::{DirectOutcome, Engine, EngineError, Journal, JournalError, Settlement};
 use leadex_protocol as wire;
@@ -47,6 +47,9 @@ pub struct App {
 }
 
 type Answer = Response<Full<Bytes>>;
+
+/// Most bytes of a too-large body read and discarded before answering 413.
+const TOO_LARGE_DRAIN_BYTES_MAX: usize = 1 << 20;
 
 fn json(status: StatusCode, body: Vec<u8>) -> Answer {
     let mut r = Response::new(Full::new(Bytes::from(body)));
@@ -189,30 +192,51 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Vec<u8>, wire::P
             ));
         }
     }
-    if let Some(len) = req.headers().get(header::CONTENT_LENGTH) {
-        if len
-            .to_str()
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| n > limit)
-        {
-            return Err(too_large());
-        }
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    // A body over the limit is still read and discarded, up to a bound, so
+    // the client (still writing) receives the 413 instead of a reset; past
+    // the bound the connection is simply closed after the answer.
+    if declared.is_some_and(|n| n > TOO_LARGE_DRAIN_BYTES_MAX) {
+        return Err(too_large());
     }
     let deadline = Duration::from_millis(app.settings.request_timeout_ms);
-    let collected =
-        tokio::time::timeout(deadline, Limited::new(req.into_body(), limit).collect()).await;
-    match collected {
+    let mut body = req.into_body();
+    let read = async {
+        let mut buf = Vec::with_capacity(declared.unwrap_or(1024).min(limit));
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return Err(None) };
+            if let Ok(data) = frame.into_data() {
+                seen += data.len();
+                if seen > TOO_LARGE_DRAIN_BYTES_MAX {
+                    return Err(Some(too_large()));
+                }
+                if seen <= limit {
+                    buf.extend_from_slice(&data);
+                }
+            }
+        }
+        if seen > limit {
+            Err(Some(too_large()))
+        } else {
+            Ok(buf)
+        }
+    };
+    match tokio::time::timeout(deadline, read).await {
         Err(_) => Err(protocol_error(
             wire::ErrorCode::Timeout,
             "the request body did not arrive in time",
         )),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        Ok(Err(_)) => Err(protocol_error(
+        Ok(Ok(buf)) => Ok(buf),
+        Ok(Err(Some(e))) => Err(e),
+        Ok(Err(None)) => Err(protocol_error(
             wire::ErrorCode::InvalidJson,
             "the request body could not be read",
         )),
-        Ok(Ok(body)) => Ok(body.to_bytes().to_vec()),
     }
 }
 
