@@ -24,7 +24,13 @@ pub fn sample_ping(rng: &mut impl Rng) -> Ping {
     let mut a = LeadAttributes::new(vertical, zip, state);
 
     let (age_lo, age_hi, age_mode) = tables::age_range(vertical);
-    if rng.gen_bool(0.95) {
+    // Life, health and medicare pings require an age (PROTOCOL.md, required
+    // fields per vertical); elsewhere it is usually but not always given.
+    let age_required = matches!(
+        vertical,
+        Vertical::Life | Vertical::Health | Vertical::Medicare
+    );
+    if age_required || rng.gen_bool(0.95) {
         a.age = Some(triangular(rng, age_lo, age_mode, age_hi));
     }
     if rng.gen_bool(0.8) {
@@ -309,6 +315,15 @@ mod tests {
                 email.contains('@') && *email == email.to_lowercase(),
                 "{email}"
             );
+            if matches!(
+                a.vertical,
+                Vertical::Life | Vertical::Health | Vertical::Medicare
+            ) {
+                assert!(a.age.is_some(), "{:?} needs an age", a.vertical);
+            }
+            if a.vertical == Vertical::Auto {
+                assert!(a.vehicles.is_some(), "auto needs vehicles");
+            }
             let (lo, hi, _) = tables::age_range(a.vertical);
             assert!(
                 a.age.is_none_or(|age| (lo..=hi).contains(&age)),

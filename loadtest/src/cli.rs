@@ -1,0 +1,202 @@
+//! The command line: a small hand parser, since the flags are few and flat.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a run sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    /// Pings only.
+    Ping,
+    /// Pings, and a share of those with bids posted with all their bids.
+    PingPost,
+    /// Direct posts (`/v1/leads`) only.
+    DirectPost,
+}
+
+impl Scenario {
+    /// The flag value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scenario::Ping => "ping",
+            Scenario::PingPost => "ping-post",
+            Scenario::DirectPost => "direct-post",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Scenario::Ping, Scenario::PingPost, Scenario::DirectPost]
+            .into_iter()
+            .find(|v| v.as_str() == s)
+    }
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Base URL of the server, `http://host:port`.
+    pub target: String,
+    /// What to send.
+    pub scenario: Scenario,
+    /// Intended arrivals per second.
+    pub rate_per_s: u64,
+    /// Measured length.
+    pub duration: Duration,
+    /// Warm-up length, sent but not measured.
+    pub warmup: Duration,
+    /// Keep-alive connections.
+    pub connections: usize,
+    /// Seed of the leads.
+    pub seed: u64,
+    /// Where to write the JSON report, if anywhere.
+    pub json: Option<PathBuf>,
+    /// Share of pings with bids that are posted, in `ping-post`.
+    pub post_share: f64,
+    /// The seller's API key.
+    pub api_key: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            target: "http://127.0.0.1:8080".into(),
+            scenario: Scenario::Ping,
+            rate_per_s: 1_000,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            connections: 16,
+            seed: 1,
+            json: None,
+            post_share: 0.5,
+            api_key: leadex_config::synth::DEMO_SELLER_KEY.into(),
+        }
+    }
+}
+
+/// Most connections a run may open.
+pub const CONNECTIONS_MAX: usize = 4_096;
+/// Longest run, warm-up included, in seconds.
+pub const RUN_S_MAX: f64 = 3_600.0;
+/// Highest rate accepted, per second.
+pub const RATE_PER_S_MAX: u64 = 10_000_000;
+
+/// The usage text.
+pub const USAGE: &str = "\
+usage: loadtest [--target URL] [--scenario ping|ping-post|direct-post] [--rate PER_S]
+                [--duration SECS] [--warmup SECS] [--connections N] [--seed S]
+                [--json PATH] [--post-share F] [--key API_KEY]
+
+Open-loop load generator for the leadex seller API; latencies are measured
+from each request's intended send time. Defaults: --target http://127.0.0.1:8080
+--scenario ping --rate 1000 --duration 10 --warmup 2 --connections 16 --seed 1
+--post-share 0.5 --key demo-seller-key.";
+
+/// Parses the flags (without the program name). `Err` is a message for the
+/// user; `--help` is `Err(USAGE)`.
+pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> {
+    let mut o = Options::default();
+    let mut args = args.into_iter();
+    while let Some(flag) = args.next() {
+        if flag == "--help" || flag == "-h" {
+            return Err(USAGE.into());
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value\n\n{USAGE}"))?;
+        let bad = |what: &str| format!("{flag} {value:?}: {what}");
+        match flag.as_str() {
+            "--target" => o.target = value.trim_end_matches('/').to_owned(),
+            "--scenario" => {
+                o.scenario =
+                    Scenario::parse(&value).ok_or_else(|| bad("ping, ping-post or direct-post"))?
+            }
+            "--rate" => o.rate_per_s = value.parse().map_err(|_| bad("a whole number"))?,
+            "--duration" => o.duration = seconds(&value).ok_or_else(|| bad("seconds"))?,
+            "--warmup" => o.warmup = seconds(&value).ok_or_else(|| bad("seconds"))?,
+            "--connections" => o.connections = value.parse().map_err(|_| bad("a whole number"))?,
+            "--seed" => o.seed = value.parse().map_err(|_| bad("a whole number"))?,
+            "--json" => o.json = Some(PathBuf::from(value)),
+            "--post-share" => o.post_share = value.parse().map_err(|_| bad("a number"))?,
+            "--key" => o.api_key = value,
+            _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
+        }
+    }
+    validate(&o)?;
+    Ok(o)
+}
+
+fn seconds(s: &str) -> Option<Duration> {
+    let s: f64 = s.parse().ok()?;
+    (0.0..=RUN_S_MAX)
+        .contains(&s)
+        .then(|| Duration::from_secs_f64(s))
+}
+
+fn validate(o: &Options) -> Result<(), String> {
+    if !o.target.starts_with("http://") {
+        return Err(format!("--target {:?}: only http:// URLs", o.target));
+    }
+    if !(1..=RATE_PER_S_MAX).contains(&o.rate_per_s) {
+        return Err(format!("--rate must be 1 to {RATE_PER_S_MAX}"));
+    }
+    if o.duration.is_zero() {
+        return Err("--duration must be positive".into());
+    }
+    if (o.duration + o.warmup).as_secs_f64() > RUN_S_MAX {
+        return Err(format!(
+            "--warmup plus --duration must be at most {RUN_S_MAX} s"
+        ));
+    }
+    if !(1..=CONNECTIONS_MAX).contains(&o.connections) {
+        return Err(format!("--connections must be 1 to {CONNECTIONS_MAX}"));
+    }
+    if !(0.0..=1.0).contains(&o.post_share) {
+        return Err("--post-share must be between 0 and 1".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn flags_are_parsed_and_defaults_kept() {
+        let o = parse(args(
+            "--target http://127.0.0.1:9000/ --scenario ping-post --rate 200 --duration 3 \
+             --warmup 0.5 --connections 4 --seed 9 --json out.json --post-share 0.25",
+        ))
+        .unwrap();
+        assert_eq!(o.target, "http://127.0.0.1:9000");
+        assert_eq!(o.scenario, Scenario::PingPost);
+        assert_eq!(o.rate_per_s, 200);
+        assert_eq!(o.duration, Duration::from_secs(3));
+        assert_eq!(o.warmup, Duration::from_millis(500));
+        assert_eq!((o.connections, o.seed, o.post_share), (4, 9, 0.25));
+        assert_eq!(o.json, Some(PathBuf::from("out.json")));
+        assert_eq!(o.api_key, "demo-seller-key");
+        assert_eq!(parse(args("")).unwrap(), Options::default());
+    }
+
+    #[test]
+    fn bad_flags_are_refused_with_a_message() {
+        for bad in [
+            "--rate 0",
+            "--rate x",
+            "--scenario pong",
+            "--connections 0",
+            "--duration 0",
+            "--duration -1",
+            "--post-share 1.5",
+            "--target https://example.com",
+            "--bogus 1",
+            "--rate",
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,494 @@
+//! The driver: N keep-alive HTTP/1.1 connections, each taking the next
+//! request of the [`Schedule`] as soon as it is free and sending it at its
+//! intended time. When every connection is busy the next request waits, and
+//! since its latency counts from its intended time, the wait is measured.
+
+use crate::cli::{Options, Scenario};
+use crate::report::{Kind, Outcome, Recorder, Report, RunSettings, Sample};
+use crate::schedule::{latency_from_intended, Schedule};
+use crate::wire;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use rand::Rng;
+use serde::Deserialize;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// Longest wait for one answer; past it the connection is dropped (an
+/// HTTP/1.1 connection cannot be reused mid-request) and reopened.
+pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
+/// How long after the schedule's end requests still waiting for a
+/// connection may be sent; later ones are counted as `not_sent`.
+pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
+/// Longest wait to open a connection.
+pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
+/// Largest answer read, in bytes (answers are well under 2 KiB).
+const ANSWER_BYTES_MAX: usize = 1 << 20;
+
+/// The requests that one scheduled arrival made: a ping, post or direct
+/// post, and in `ping-post` perhaps the post that followed the ping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exchange {
+    /// The scheduled request.
+    pub first: Sample,
+    /// A request it caused, timed from when the first was answered.
+    pub follow_up: Option<Sample>,
+}
+
+/// Sends the requests of one arrival over one connection.
+pub trait Exchanger: Send + 'static {
+    /// Sends arrival `index`, intended at `intended`, and reports how it went.
+    fn exchange(&mut self, index: u64, intended: Instant) -> impl Future<Output = Exchange> + Send;
+}
+
+/// Drives `exchangers` (one per connection) through `schedule` from `start`.
+/// Requests still waiting for a connection [`DRAIN_TIMEOUT_MS`] after the
+/// schedule's end are not sent and count as `not_sent` errors of
+/// `first_kind` (the kind of each arrival's first request). Returns the merged measured samples and the time from the first measured
+/// intended send to the last answer.
+pub async fn drive<E: Exchanger>(
+    schedule: Schedule,
+    start: Instant,
+    first_kind: Kind,
+    exchangers: Vec<E>,
+) -> (Recorder, Duration) {
+    assert!(!exchangers.is_empty(), "invariant: at least one connection");
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline =
+        schedule.intended_at(start, schedule.total()) + Duration::from_millis(DRAIN_TIMEOUT_MS);
+    let mut tasks = tokio::task::JoinSet::new();
+    for mut exchanger in exchangers {
+        let next = next.clone();
+        tasks.spawn(async move {
+            let mut recorder = Recorder::default();
+            // Bounded: each turn takes a fresh index, and indexes end at total.
+            loop {
+                // Relaxed: the counter only hands out distinct indexes; no
+                // other memory is published through it.
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                if index >= schedule.total() {
+                    break;
+                }
+                let intended = schedule.intended_at(start, index);
+                let exchange = if Instant::now() > deadline {
+                    Exchange {
+                        first: Sample {
+                            kind: first_kind,
+                            latency: latency_from_intended(intended, deadline),
+                            outcome: Outcome::Error("not_sent".into()),
+                        },
+                        follow_up: None,
+                    }
+                } else {
+                    tokio::time::sleep_until(intended).await;
+                    exchanger.exchange(index, intended).await
+                };
+                if schedule.is_measured(index) {
+                    recorder.record(&exchange.first);
+                    if let Some(follow_up) = &exchange.follow_up {
+                        recorder.record(follow_up);
+                    }
+                }
+            }
+            recorder
+        });
+    }
+    let mut merged = Recorder::default();
+    while let Some(done) = tasks.join_next().await {
+        merged.merge(&done.expect("invariant: connection tasks do not panic"));
+    }
+    let measured_from = start + schedule.warmup();
+    (merged, latency_from_intended(measured_from, Instant::now()))
+}
+
+/// Runs `options` against its target and reports.
+pub async fn run(options: &Options) -> Result<Report, String> {
+    let target = Target::parse(options)?;
+    let mut exchangers = Vec::with_capacity(options.connections);
+    for _ in 0..options.connections {
+        let mut connection = Connection::new(target.clone());
+        connection
+            .connect()
+            .await
+            .map_err(|e| format!("connecting to {}: {e}", options.target))?;
+        exchangers.push(HttpExchanger {
+            connection,
+            scenario: options.scenario,
+            seed: options.seed,
+            post_share: options.post_share,
+        });
+    }
+    let schedule = Schedule::new(options.rate_per_s, options.warmup, options.duration);
+    let first_kind = match options.scenario {
+        Scenario::Ping | Scenario::PingPost => Kind::Ping,
+        Scenario::DirectPost => Kind::DirectPost,
+    };
+    let (recorder, elapsed) = drive(schedule, Instant::now(), first_kind, exchangers).await;
+    Ok(recorder.report(
+        RunSettings {
+            scenario: options.scenario.as_str().into(),
+            rate_per_s: options.rate_per_s,
+            duration_s: options.duration.as_secs_f64(),
+            warmup_s: options.warmup.as_secs_f64(),
+            connections: options.connections,
+            seed: options.seed,
+        },
+        elapsed,
+    ))
+}
+
+/// Where requests go and the headers every request carries.
+#[derive(Debug, Clone)]
+struct Target {
+    /// `host:port` to connect to.
+    address: String,
+    host: HeaderValue,
+    authorization: HeaderValue,
+}
+
+impl Target {
+    fn parse(options: &Options) -> Result<Self, String> {
+        let uri: hyper::Uri = options
+            .target
+            .parse()
+            .map_err(|e| format!("--target {:?}: {e}", options.target))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("--target {:?}: no host", options.target))?;
+        let address = format!(
+            "{}:{}",
+            authority.host(),
+            authority.port_u16().unwrap_or(80)
+        );
+        Ok(Self {
+            address,
+            host: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
+            authorization: HeaderValue::from_str(&format!("Bearer {}", options.api_key))
+                .map_err(|_| "--key: not a valid header value".to_owned())?,
+        })
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, reopened after a failure.
+struct Connection {
+    target: Target,
+    sender: Option<SendRequest<Full<Bytes>>>,
+}
+
+/// An answer: status and body.
+type Answer = (u16, Bytes);
+
+impl Connection {
+    fn new(target: Target) -> Self {
+        Self {
+            target,
+            sender: None,
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), String> {
+        let connecting = async {
+            let stream = TcpStream::connect(&self.target.address)
+                .await
+                .map_err(|e| e.to_string())?;
+            // Requests are small and latency is what is measured.
+            stream.set_nodelay(true).map_err(|e| e.to_string())?;
+            hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let (sender, connection) =
+            tokio::time::timeout(Duration::from_millis(CONNECT_TIMEOUT_MS), connecting)
+                .await
+                .map_err(|_| "connect timed out".to_owned())??;
+        tokio::spawn(async move {
+            // A failed connection shows up as an error on the next send.
+            let _ = connection.await;
+        });
+        self.sender = Some(sender);
+        Ok(())
+    }
+
+    /// POSTs `body` to `path`; `Err` is an error key for the report.
+    async fn post(&mut self, path: &'static str, body: Vec<u8>) -> Result<Answer, String> {
+        let result = tokio::time::timeout(
+            Duration::from_millis(REQUEST_TIMEOUT_MS),
+            self.try_post(path, body),
+        )
+        .await
+        .unwrap_or_else(|_| Err("timeout".into()));
+        if result.is_err() {
+            self.sender = None;
+        }
+        result
+    }
+
+    async fn try_post(&mut self, path: &'static str, body: Vec<u8>) -> Result<Answer, String> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            self.connect().await.map_err(|_| "connect".to_owned())?;
+        }
+        let sender = self
+            .sender
+            .as_mut()
+            .expect("invariant: connect() set the sender");
+        sender.ready().await.map_err(|_| "transport".to_owned())?;
+        let request = hyper::Request::post(path)
+            .header(HOST, self.target.host.clone())
+            .header(AUTHORIZATION, self.target.authorization.clone())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(Full::new(Bytes::from(body)))
+            .expect("invariant: a constant path and valid headers make a request");
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| "transport".to_owned())?;
+        let status = response.status().as_u16();
+        let body = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX)
+            .collect()
+            .await
+            .map_err(|_| "transport".to_owned())?
+            .to_bytes();
+        Ok((status, body))
+    }
+}
+
+#[derive(Deserialize)]
+struct PingAnswer {
+    #[serde(default)]
+    ping_id: String,
+    #[serde(default)]
+    bids: Vec<BidAnswer>,
+    no_bid_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BidAnswer {
+    bid_id: String,
+}
+
+#[derive(Deserialize)]
+struct SaleAnswer {
+    status: String,
+    no_sale_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    code: String,
+}
+
+/// The report key of a non-200 answer: `"<status> <code>"`.
+fn error_key(status: u16, body: &[u8]) -> String {
+    match serde_json::from_slice::<ErrorAnswer>(body) {
+        Ok(answer) => format!("{status} {}", answer.error.code),
+        Err(_) => status.to_string(),
+    }
+}
+
+/// The outcome of a sale answer (post or direct post).
+fn sale_outcome(answer: Result<Answer, String>) -> Outcome {
+    match answer {
+        Err(key) => Outcome::Error(key),
+        Ok((200, body)) => match serde_json::from_slice::<SaleAnswer>(&body) {
+            Ok(sale) if sale.status == "sold" => Outcome::Won,
+            Ok(sale) => Outcome::NoBid(sale.no_sale_reason.unwrap_or(sale.status)),
+            Err(_) => Outcome::Error("200 unreadable".into()),
+        },
+        Ok((status, body)) => Outcome::Error(error_key(status, &body)),
+    }
+}
+
+/// Sends the scenario's requests over one real connection.
+struct HttpExchanger {
+    connection: Connection,
+    scenario: Scenario,
+    seed: u64,
+    post_share: f64,
+}
+
+impl HttpExchanger {
+    async fn ping_post(&mut self, index: u64, intended: Instant, post: bool) -> Exchange {
+        let (lead, mut rng) = wire::lead_for(self.seed, index);
+        let answer = self
+            .connection
+            .post("/v1/ping", wire::ping_body(&lead.ping))
+            .await;
+        let answered = Instant::now();
+        let sample = |outcome| Sample {
+            kind: Kind::Ping,
+            latency: latency_from_intended(intended, answered),
+            outcome,
+        };
+        let (status, body) = match answer {
+            Err(key) => return single(sample(Outcome::Error(key))),
+            Ok(answer) => answer,
+        };
+        if status != 200 {
+            return single(sample(Outcome::Error(error_key(status, &body))));
+        }
+        let ping = match serde_json::from_slice::<PingAnswer>(&body) {
+            Ok(ping) => ping,
+            Err(_) => return single(sample(Outcome::Error("200 unreadable".into()))),
+        };
+        if ping.bids.is_empty() {
+            let reason = ping.no_bid_reason.unwrap_or_else(|| "unknown".into());
+            return single(sample(Outcome::NoBid(reason)));
+        }
+        let first = sample(Outcome::Won);
+        // Drawn after the lead so the lead stays the same for any share.
+        if !post || !rng.gen_bool(self.post_share) {
+            return single(first);
+        }
+        let bid_ids: Vec<String> = ping.bids.into_iter().map(|b| b.bid_id).collect();
+        let answer = self
+            .connection
+            .post("/v1/post", wire::post_body(&lead, &ping.ping_id, &bid_ids))
+            .await;
+        Exchange {
+            first,
+            follow_up: Some(Sample {
+                kind: Kind::Post,
+                // A post is caused by its ping's answer, so it is due then.
+                latency: latency_from_intended(answered, Instant::now()),
+                outcome: sale_outcome(answer),
+            }),
+        }
+    }
+
+    async fn direct_post(&mut self, index: u64, intended: Instant) -> Exchange {
+        let (lead, _) = wire::lead_for(self.seed, index);
+        let answer = self
+            .connection
+            .post("/v1/leads", wire::direct_post_body(&lead))
+            .await;
+        single(Sample {
+            kind: Kind::DirectPost,
+            latency: latency_from_intended(intended, Instant::now()),
+            outcome: sale_outcome(answer),
+        })
+    }
+}
+
+fn single(first: Sample) -> Exchange {
+    Exchange {
+        first,
+        follow_up: None,
+    }
+}
+
+impl Exchanger for HttpExchanger {
+    async fn exchange(&mut self, index: u64, intended: Instant) -> Exchange {
+        match self.scenario {
+            Scenario::Ping => self.ping_post(index, intended, false).await,
+            Scenario::PingPost => self.ping_post(index, intended, true).await,
+            Scenario::DirectPost => self.direct_post(index, intended).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fake server: stalls `stall` on arrival 0, answers the rest at once.
+    struct Stalling {
+        stall: Duration,
+    }
+
+    impl Exchanger for Stalling {
+        async fn exchange(&mut self, index: u64, intended: Instant) -> Exchange {
+            if index == 0 {
+                tokio::time::sleep(self.stall).await;
+            }
+            single(Sample {
+                kind: Kind::Ping,
+                latency: latency_from_intended(intended, Instant::now()),
+                outcome: Outcome::Won,
+            })
+        }
+    }
+
+    fn settings() -> RunSettings {
+        RunSettings {
+            scenario: "ping".into(),
+            rate_per_s: 100,
+            duration_s: 2.0,
+            warmup_s: 0.0,
+            connections: 1,
+            seed: 1,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stall_delays_every_request_queued_behind_it() {
+        // One connection at 100/s for 2 s; the server stalls 1 s on the first
+        // request. The 99 requests due during the stall wait for the
+        // connection, and their latency counts from their intended times:
+        // 990 ms, 980 ms, ... A closed-loop generator would report one slow
+        // request and 199 fast ones (p99 ~0).
+        let schedule = Schedule::new(100, Duration::ZERO, Duration::from_secs(2));
+        let (recorder, elapsed) = drive(
+            schedule,
+            Instant::now(),
+            Kind::Ping,
+            vec![Stalling {
+                stall: Duration::from_secs(1),
+            }],
+        )
+        .await;
+        let report = recorder.report(settings(), elapsed);
+        let ping = report.kind(Kind::Ping).unwrap();
+        assert_eq!(ping.count, 200);
+        let close = |x: u64, to: u64| x.abs_diff(to) * 100 <= to;
+        assert!(close(ping.latency_us.max, 1_000_000), "{report:?}");
+        assert!(close(ping.latency_us.p90, 800_000), "{report:?}");
+        assert!(close(ping.latency_us.p50, 10_000) || ping.latency_us.p50 <= 10_000);
+        assert!(elapsed >= Duration::from_millis(1_990), "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_connections_absorb_the_stall_and_warmup_is_excluded() {
+        // With two connections the second one takes the requests due during
+        // the stall, so only the stalled request is slow; it is in the
+        // warm-up, so it is not measured at all.
+        let schedule = Schedule::new(100, Duration::from_millis(500), Duration::from_secs(1));
+        let exchangers = (0..2)
+            .map(|_| Stalling {
+                stall: Duration::from_secs(1),
+            })
+            .collect();
+        let (recorder, elapsed) = drive(schedule, Instant::now(), Kind::Ping, exchangers).await;
+        let ping = recorder.report(settings(), elapsed).kinds[0].clone();
+        assert_eq!(ping.count, 100);
+        assert!(ping.latency_us.max <= 1, "{ping:?}");
+    }
+
+    #[test]
+    fn error_keys_carry_status_and_code() {
+        let body = br#"{"error": {"code": "duplicate_lead", "message": "m"}}"#;
+        assert_eq!(error_key(409, body), "409 duplicate_lead");
+        assert_eq!(error_key(502, b"bad gateway"), "502");
+        let sold = br#"{"lead_id": "l_1", "status": "sold", "sales": [], "total_price_cents": 0}"#;
+        assert_eq!(
+            sale_outcome(Ok((200, Bytes::from_static(sold)))),
+            Outcome::Won
+        );
+        let unsold = br#"{"status": "unsold", "no_sale_reason": "no_eligible_buyers"}"#;
+        assert_eq!(
+            sale_outcome(Ok((200, Bytes::from_static(unsold)))),
+            Outcome::NoBid("no_eligible_buyers".into())
+        );
+    }
+}
