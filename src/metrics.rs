@@ -168,10 +168,7 @@ impl Metrics {
         }
         let s = &engine.stats;
         let counter = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
+            single(out, "counter", name, help, v)
         };
         counter(
             &mut out,
@@ -230,9 +227,8 @@ impl Metrics {
             "Posts answered 503 because the journal failed.",
             self.post_journal_failures.load(Ordering::Relaxed),
         );
-        let gauge = |out: &mut String, name: &str, help: &str, v: u64| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
-        };
+        let gauge =
+            |out: &mut String, name: &str, help: &str, v: u64| single(out, "gauge", name, help, v);
         let snap = engine.snapshot();
         gauge(
             &mut out,
@@ -278,6 +274,14 @@ impl Metrics {
         );
         out
     }
+}
+
+/// Writes one unlabelled metric with its HELP and TYPE lines.
+fn single(out: &mut String, kind: &str, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
 }
 
 /// Journal figures for rendering (read from the backend's stats).

@@ -99,6 +99,17 @@ impl CampaignCounters {
         }
     }
 
+    /// Use of cap slot `slot` in the period `now` falls in (0 once the
+    /// counter's period is over).
+    fn use_now(&self, slot: usize, now: &LocalTime) -> u32 {
+        let (period, value) = unpack(self.periods[slot].load(Ordering::Relaxed));
+        if period == now.period_keys[slot / 2] {
+            value
+        } else {
+            0
+        }
+    }
+
     /// Lifetime spend, cents.
     pub fn spent_cents(&self) -> u64 {
         self.spent_cents.load(Ordering::Relaxed)
@@ -107,11 +118,8 @@ impl CampaignCounters {
     /// Reads every counter, with period use relative to `now`.
     pub fn read(&self, now: &LocalTime) -> CounterReading {
         let mut period_use = [0u32; 8];
-        for (slot, word) in self.periods.iter().enumerate() {
-            let (period, value) = unpack(word.load(Ordering::Relaxed));
-            if period == now.period_keys[slot / 2] {
-                period_use[slot] = value;
-            }
+        for (slot, used) in period_use.iter_mut().enumerate() {
+            *used = self.use_now(slot, now);
         }
         CounterReading {
             spent_cents: self.spent_cents.load(Ordering::Relaxed),
@@ -139,12 +147,7 @@ impl CampaignCounters {
         }
         for (slot, limit) in limits.0.iter().enumerate() {
             let Some(limit) = *limit else { continue };
-            let (period, value) = unpack(self.periods[slot].load(Ordering::Relaxed));
-            let used = if period == now.period_keys[slot / 2] {
-                value
-            } else {
-                0
-            };
+            let used = self.use_now(slot, now);
             if u64::from(used) + u64::from(Self::amount(slot, price_cents)) > u64::from(limit) {
                 return Err(ChargeRefusal::Cap);
             }

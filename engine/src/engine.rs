@@ -13,7 +13,7 @@
 //! On restart, [`Engine::apply`] replays journaled events to rebuild exactly
 //! the committed state.
 
-use crate::auction::{campaign_local_time, run_auction, NoBidReason, Scratch};
+use crate::auction::{campaign_local_time, run_auction, NoBidReason, Scratch, Winner};
 use crate::clock::Clock;
 use crate::counters::{CampaignCounters, Charge, CounterReading};
 use crate::event::{BidRecord, Event, LeadSold, PingIssued, SaleRecord};
@@ -401,18 +401,7 @@ impl Engine {
             run_auction(&snap, &self.settings, seller, ping, now, &mut s).map(|()| {
                 s.winners
                     .iter()
-                    .map(|w| {
-                        let c = &snap.campaigns[w.campaign as usize];
-                        let buyer = &snap.buyers[c.buyer as usize];
-                        PendingBid {
-                            campaign_id: c.id.clone(),
-                            buyer_id: buyer.id.clone(),
-                            buyer_name: buyer.name.clone(),
-                            sale_type: w.sale_type,
-                            buyer_price_cents: w.buyer_price_cents,
-                            seller_price_cents: w.seller_price_cents,
-                        }
-                    })
+                    .map(|w| pending_bid(&snap, w))
                     .collect::<Vec<_>>()
             })
         });
@@ -592,29 +581,16 @@ impl Engine {
             let winners = match winners {
                 Ok(w) => w,
                 Err(reason) => {
-                    return Ok(DirectOutcome::Unsold(match last_error {
-                        Some(EngineError::DuplicateLead) => "duplicate_lead",
-                        Some(_) => "bid_unavailable",
-                        None => reason.as_str(),
-                    }))
+                    return Ok(DirectOutcome::Unsold(unsold_reason(
+                        last_error.as_ref(),
+                        Some(reason),
+                    )))
                 }
             };
             let bids: Vec<(Option<BidId>, u8, PendingBid)> = winners
                 .iter()
                 .enumerate()
-                .map(|(i, w)| {
-                    let c = &snap.campaigns[w.campaign as usize];
-                    let buyer = &snap.buyers[c.buyer as usize];
-                    let bid = PendingBid {
-                        campaign_id: c.id.clone(),
-                        buyer_id: buyer.id.clone(),
-                        buyer_name: buyer.name.clone(),
-                        sale_type: w.sale_type,
-                        buyer_price_cents: w.buyer_price_cents,
-                        seller_price_cents: w.seller_price_cents,
-                    };
-                    (None, i as u8, bid)
-                })
+                .map(|(i, w)| (None, i as u8, pending_bid(&snap, w)))
                 .collect();
             match self.settle(&snap, lead, &bids, now) {
                 Ok((sales, claim)) => {
@@ -629,10 +605,10 @@ impl Engine {
                 }
             }
         }
-        Ok(DirectOutcome::Unsold(match last_error {
-            Some(EngineError::DuplicateLead) => "duplicate_lead",
-            _ => "bid_unavailable",
-        }))
+        Ok(DirectOutcome::Unsold(unsold_reason(
+            last_error.as_ref(),
+            None,
+        )))
     }
 
     fn dedupe_key(
@@ -1022,6 +998,31 @@ impl Engine {
 /// Stable key of a consumer phone for exchange-level exclusivity.
 fn phone_sale_key(phone: &str) -> u64 {
     stable_hash(&("phone-sale", phone))
+}
+
+/// The bid an auction winner makes, as held under a price lock or settled.
+fn pending_bid(snap: &Snapshot, w: &Winner) -> PendingBid {
+    let c = &snap.campaigns[w.campaign as usize];
+    let buyer = &snap.buyers[c.buyer as usize];
+    PendingBid {
+        campaign_id: c.id.clone(),
+        buyer_id: buyer.id.clone(),
+        buyer_name: buyer.name.clone(),
+        sale_type: w.sale_type,
+        buyer_price_cents: w.buyer_price_cents,
+        seller_price_cents: w.seller_price_cents,
+    }
+}
+
+/// Why a direct post did not sell: a refusal seen in an earlier round wins
+/// over the auction's own no-bid reason (the auction only ran out of bids
+/// because those were refused).
+fn unsold_reason(last_error: Option<&EngineError>, no_bid: Option<NoBidReason>) -> &'static str {
+    match (last_error, no_bid) {
+        (Some(EngineError::DuplicateLead), _) => "duplicate_lead",
+        (None, Some(reason)) => reason.as_str(),
+        _ => "bid_unavailable",
+    }
 }
 
 fn bid_record(b: &PendingBid) -> BidRecord {
