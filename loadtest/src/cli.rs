@@ -54,6 +54,18 @@ pub struct Options {
     pub post_share: f64,
     /// The seller's API key.
     pub api_key: String,
+    /// Step the rate up to the highest sustainable one (`--find-max`).
+    pub find_max: bool,
+    /// Also measure a bare hyper server and report the ratio (`--baseline`).
+    pub baseline: bool,
+    /// CPUs to pin the baseline server to with `taskset -c`.
+    pub baseline_cpus: Option<String>,
+    /// SLO file; `None` is the compiled-in `config/slo.toml`.
+    pub slo: Option<PathBuf>,
+    /// Where to write the latency plot (SVG), if anywhere.
+    pub plot: Option<PathBuf>,
+    /// Measured length of each `--find-max` step.
+    pub step: Duration,
 }
 
 impl Default for Options {
@@ -69,6 +81,12 @@ impl Default for Options {
             json: None,
             post_share: 0.5,
             api_key: leadex_config::synth::DEMO_SELLER_KEY.into(),
+            find_max: false,
+            baseline: false,
+            baseline_cpus: None,
+            slo: None,
+            plot: None,
+            step: Duration::from_secs(2),
         }
     }
 }
@@ -80,16 +98,39 @@ pub const RUN_S_MAX: f64 = 3_600.0;
 /// Highest rate accepted, per second.
 pub const RATE_PER_S_MAX: u64 = 10_000_000;
 
+/// Where `--find-max` writes its JSON report unless `--json` says otherwise.
+pub const FIND_MAX_JSON: &str = "target/loadtest/find-max.json";
+/// Where `--find-max` writes its plot unless `--plot` says otherwise.
+pub const FIND_MAX_PLOT: &str = "target/loadtest/find-max.svg";
+
 /// The usage text.
 pub const USAGE: &str = "\
 usage: loadtest [--target URL] [--scenario ping|ping-post|direct-post] [--rate PER_S]
                 [--duration SECS] [--warmup SECS] [--connections N] [--seed S]
-                [--json PATH] [--post-share F] [--key API_KEY]
+                [--json PATH] [--post-share F] [--key API_KEY] [--slo FILE]
+                [--find-max [--baseline [--baseline-cpus LIST]] [--step SECS] [--plot PATH]]
 
 Open-loop load generator for the leadex seller API; latencies are measured
-from each request's intended send time. Defaults: --target http://127.0.0.1:8080
---scenario ping --rate 1000 --duration 10 --warmup 2 --connections 16 --seed 1
---post-share 0.5 --key demo-seller-key.";
+from each request's intended send time.
+
+A fixed-rate run sends --rate arrivals per second for --warmup then --duration
+seconds and checks the result against the SLOs (--slo, default config/slo.toml).
+
+--find-max steps the rate up from --rate (0.5 s warm-up + --step seconds per
+step; a failed step is repeated once) until a step is not sustainable,
+bisects to within 10 %, then measures latency at shares of the maximum.
+--baseline first does the same against a bare hyper server answering a real
+bid answer copied from the target, and reports leadex's maximum as a ratio
+of it (--scenario ping only). It writes JSON to --json (default
+target/loadtest/find-max.json) and an SVG plot to --plot (default
+target/loadtest/find-max.svg). --baseline-cpus pins the bare server with
+taskset -c, as you would pin leadex (see BENCHMARKS.md).
+
+Exit code: 0 every SLO met, 1 an SLO missed, 2 bad flags, 3 the run failed.
+
+Defaults: --target http://127.0.0.1:8080 --scenario ping --rate 1000
+--duration 10 --warmup 2 --connections 16 --seed 1 --post-share 0.5
+--key demo-seller-key --step 2.";
 
 /// Parses the flags (without the program name). `Err` is a message for the
 /// user; `--help` is `Err(USAGE)`.
@@ -97,8 +138,17 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
     let mut o = Options::default();
     let mut args = args.into_iter();
     while let Some(flag) = args.next() {
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
+        match flag.as_str() {
+            "--help" | "-h" => return Err(USAGE.into()),
+            "--find-max" => {
+                o.find_max = true;
+                continue;
+            }
+            "--baseline" => {
+                o.baseline = true;
+                continue;
+            }
+            _ => {}
         }
         let value = args
             .next()
@@ -118,6 +168,10 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
             "--json" => o.json = Some(PathBuf::from(value)),
             "--post-share" => o.post_share = value.parse().map_err(|_| bad("a number"))?,
             "--key" => o.api_key = value,
+            "--slo" => o.slo = Some(PathBuf::from(value)),
+            "--plot" => o.plot = Some(PathBuf::from(value)),
+            "--baseline-cpus" => o.baseline_cpus = Some(value),
+            "--step" => o.step = seconds(&value).ok_or_else(|| bad("seconds"))?,
             _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
         }
     }
@@ -153,6 +207,21 @@ fn validate(o: &Options) -> Result<(), String> {
     if !(0.0..=1.0).contains(&o.post_share) {
         return Err("--post-share must be between 0 and 1".into());
     }
+    if o.baseline && !o.find_max {
+        return Err("--baseline compares maximum rates: add --find-max".into());
+    }
+    if o.baseline && o.scenario != Scenario::Ping {
+        return Err("--baseline compares pings: use --scenario ping".into());
+    }
+    if o.plot.is_some() && !o.find_max {
+        return Err("--plot draws the --find-max steps: add --find-max".into());
+    }
+    if o.baseline_cpus.is_some() && !o.baseline {
+        return Err("--baseline-cpus needs --baseline".into());
+    }
+    if o.find_max && !(0.1..=60.0).contains(&o.step.as_secs_f64()) {
+        return Err("--step must be 0.1 to 60 seconds".into());
+    }
     Ok(())
 }
 
@@ -180,6 +249,15 @@ mod tests {
         assert_eq!(o.json, Some(PathBuf::from("out.json")));
         assert_eq!(o.api_key, "demo-seller-key");
         assert_eq!(parse(args("")).unwrap(), Options::default());
+        let o = parse(args(
+            "--find-max --baseline --baseline-cpus 1 --step 1.5 --slo s.toml --plot p.svg",
+        ))
+        .unwrap();
+        assert!(o.find_max && o.baseline);
+        assert_eq!(o.baseline_cpus.as_deref(), Some("1"));
+        assert_eq!(o.step, Duration::from_millis(1_500));
+        assert_eq!(o.slo, Some(PathBuf::from("s.toml")));
+        assert_eq!(o.plot, Some(PathBuf::from("p.svg")));
     }
 
     #[test]
@@ -195,6 +273,10 @@ mod tests {
             "--target https://example.com",
             "--bogus 1",
             "--rate",
+            "--baseline",
+            "--find-max --baseline --scenario ping-post",
+            "--find-max --step 0",
+            "--baseline-cpus 0",
         ] {
             assert!(parse(args(bad)).is_err(), "{bad}");
         }

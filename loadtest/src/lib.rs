@@ -21,18 +21,31 @@
 //! assert!(!schedule.is_measured(199) && schedule.is_measured(200));
 //! ```
 //!
+//! Arrivals are released by a dedicated pacer thread sleeping until each
+//! intended time (tens of microseconds late at most, and the lateness is
+//! reported), not by tokio's timer, whose 1 ms ticks would add up to a
+//! millisecond to every latency measured.
+//!
+//! `--find-max` steps the rate up until a step breaks the `find_max` bounds
+//! of `config/slo.toml` ([`search`], [`findmax`]); `--baseline` runs the
+//! same search against a bare hyper server answering a real bid answer
+//! ([`baseline`]), and leadex's maximum as a share of the baseline's is the
+//! headline figure. The exit code says whether the SLOs held ([`slo`]).
+//!
 //! Modules: [`schedule`] (when each request is due), [`report`] (histograms,
 //! percentiles, counts, the table and JSON), [`wire`] (request bodies),
-//! [`run`] (connections and the driver) and [`cli`] (flags).
-//!
-//! Coming next for issue 3: `--find-max` (step the rate up until the SLO
-//! breaks), `--baseline` (a bare hyper server answering a fixed bid, and
-//! leadex's rate as a ratio of its maximum), `--slo FILE` with
-//! `config/slo.toml` and a pass/fail exit code, a latency-by-rate plot
-//! (`plotters`), optional CPU pinning, and `BENCHMARKS.md`.
+//! [`run`] (connections, the pacer and the driver), [`search`] (the rate
+//! search), [`findmax`] (search, baseline and operating points),
+//! [`baseline`] (the bare server), [`slo`] (objectives and checks),
+//! [`plot`] (the latency-by-rate SVG) and [`cli`] (flags).
 
+pub mod baseline;
 pub mod cli;
+pub mod findmax;
+pub mod plot;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod search;
+pub mod slo;
 pub mod wire;

@@ -150,21 +150,31 @@ impl Recorder {
                     won: k.won,
                     errors: k.errors.clone(),
                     no_bids: k.no_bids.clone(),
-                    latency_us: Percentiles {
-                        p50: h.value_at_quantile(0.50),
-                        p90: h.value_at_quantile(0.90),
-                        p99: h.value_at_quantile(0.99),
-                        p99_9: h.value_at_quantile(0.999),
-                        max: h.max(),
-                    },
+                    latency_us: percentiles(h),
                 }
             })
             .collect();
         Report {
             settings,
             elapsed_s: elapsed.as_secs_f64(),
+            pacer_lateness_us: Percentiles::default(),
+            checks: Vec::new(),
             kinds,
         }
+    }
+}
+
+/// The percentiles of `h` (all zero when it is empty).
+pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
+    if h.is_empty() {
+        return Percentiles::default();
+    }
+    Percentiles {
+        p50: h.value_at_quantile(0.50),
+        p90: h.value_at_quantile(0.90),
+        p99: h.value_at_quantile(0.99),
+        p99_9: h.value_at_quantile(0.999),
+        max: h.max(),
     }
 }
 
@@ -186,7 +196,7 @@ pub struct RunSettings {
 }
 
 /// Latency percentiles, microseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Percentiles {
     /// Median.
     pub p50: u64,
@@ -226,6 +236,14 @@ pub struct Report {
     pub settings: RunSettings,
     /// Seconds from the first measured intended time to the last answer.
     pub elapsed_s: f64,
+    /// How late the generator itself released arrivals, microseconds: the
+    /// floor under every latency above (zero for runs not paced in real
+    /// time).
+    #[serde(default)]
+    pub pacer_lateness_us: Percentiles,
+    /// The SLOs checked against this run, if any.
+    #[serde(default)]
+    pub checks: Vec<crate::slo::Check>,
     /// Per kind of request, in [`Kind::ALL`] order, kinds never sent left out.
     pub kinds: Vec<KindReport>,
 }
@@ -280,6 +298,20 @@ impl Report {
             );
         }
         out.push_str("(won: pings answered with bids, posts and direct posts sold; latency from intended send)\n");
+        let p = &self.pacer_lateness_us;
+        let _ = writeln!(
+            out,
+            "generator: arrivals released late by p50 {} us, p99 {} us, max {} us",
+            p.p50, p.p99, p.max
+        );
+        if !self.checks.is_empty() {
+            out.push_str("SLO checks\n");
+            for c in &self.checks {
+                let _ = writeln!(out, "  {}", c.line());
+            }
+            let pass = self.checks.iter().all(|c| c.pass);
+            let _ = writeln!(out, "{}", if pass { "PASS" } else { "FAIL" });
+        }
         for k in &self.kinds {
             for (code, n) in &k.errors {
                 let _ = writeln!(out, "  {} error {code}: {n}", k.kind.as_str());

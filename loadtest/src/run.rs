@@ -4,10 +4,11 @@
 //! since its latency counts from its intended time, the wait is measured.
 
 use crate::cli::{Options, Scenario};
-use crate::report::{Kind, Outcome, Recorder, Report, RunSettings, Sample};
+use crate::report::{Kind, Outcome, Percentiles, Recorder, Report, RunSettings, Sample};
 use crate::schedule::{latency_from_intended, Schedule};
 use crate::wire;
 use bytes::Bytes;
+use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
@@ -15,8 +16,6 @@ use hyper_util::rt::TokioIo;
 use rand::Rng;
 use serde::Deserialize;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -24,8 +23,8 @@ use tokio::time::Instant;
 /// Longest wait for one answer; past it the connection is dropped (an
 /// HTTP/1.1 connection cannot be reused mid-request) and reopened.
 pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
-/// How long after the schedule's end requests still waiting for a
-/// connection may be sent; later ones are counted as `not_sent`.
+/// How long, by default, after the schedule's end requests still waiting
+/// for a connection may be sent; later ones are counted as `not_sent`.
 pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// Longest wait to open a connection.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
@@ -48,46 +47,89 @@ pub trait Exchanger: Send + 'static {
     fn exchange(&mut self, index: u64, intended: Instant) -> impl Future<Output = Exchange> + Send;
 }
 
+/// How arrivals are released at their intended times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacer {
+    /// A dedicated OS thread sleeping with `nanosleep` until each intended
+    /// time: tens of microseconds late at most, where tokio's timer wheel
+    /// (1 ms ticks, rounded up) would add up to a millisecond to every
+    /// measured latency. The default for real runs.
+    Thread,
+    /// A tokio task using `sleep_until`: millisecond precision, but it
+    /// follows tokio's paused clock, so tests can drive it without sleeping.
+    Tokio,
+}
+
+/// What [`drive`] measured.
+#[derive(Debug)]
+pub struct Driven<E> {
+    /// Merged measured samples.
+    pub recorder: Recorder,
+    /// From the first measured intended send to the last answer.
+    pub elapsed: Duration,
+    /// How late the pacer released each measured arrival (its own error,
+    /// microseconds); queueing behind busy connections is not in it.
+    pub pacer_lateness_us: Percentiles,
+    /// The connections, for the next run.
+    pub exchangers: Vec<E>,
+}
+
+/// Most arrivals released but not yet taken by a connection; when it is
+/// full, the pacer waits (and the arrivals' latencies keep counting from
+/// their intended times).
+const RELEASED_QUEUE_MAX: usize = 1 << 20;
+
 /// Drives `exchangers` (one per connection) through `schedule` from `start`.
-/// Requests still waiting for a connection [`DRAIN_TIMEOUT_MS`] after the
-/// schedule's end are not sent and count as `not_sent` errors of
-/// `first_kind` (the kind of each arrival's first request). Returns the merged measured samples and the time from the first measured
-/// intended send to the last answer.
+///
+/// The pacer releases each arrival into a queue at its intended time; the
+/// next free connection takes it. When every connection is busy arrivals
+/// wait in the queue, and since latency counts from the intended time the
+/// wait is measured. Arrivals still queued `drain` after the schedule's end
+/// are not sent and count as `not_sent` errors of `first_kind` (the kind of
+/// each arrival's first request).
 pub async fn drive<E: Exchanger>(
     schedule: Schedule,
     start: Instant,
     first_kind: Kind,
     exchangers: Vec<E>,
-) -> (Recorder, Duration) {
+    pacer: Pacer,
+    drain: Duration,
+) -> Driven<E> {
     assert!(!exchangers.is_empty(), "invariant: at least one connection");
-    let next = Arc::new(AtomicU64::new(0));
-    let deadline =
-        schedule.intended_at(start, schedule.total()) + Duration::from_millis(DRAIN_TIMEOUT_MS);
+    let deadline = schedule.intended_at(start, schedule.total()) + drain;
+    let capacity = usize::try_from(schedule.total())
+        .unwrap_or(usize::MAX)
+        .clamp(1, RELEASED_QUEUE_MAX);
+    let (released, arrivals) = async_channel::bounded::<u64>(capacity);
+    let pacing = match pacer {
+        Pacer::Thread => {
+            let start = start.into_std();
+            let thread = std::thread::Builder::new()
+                .name("loadtest-pacer".into())
+                .spawn(move || pace_with_thread(schedule, start, &released))
+                .expect("invariant: a thread can be spawned");
+            tokio::task::spawn_blocking(move || {
+                thread.join().expect("invariant: the pacer does not panic")
+            })
+        }
+        Pacer::Tokio => tokio::spawn(pace_with_tokio(schedule, start, released)),
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for mut exchanger in exchangers {
-        let next = next.clone();
+        let arrivals = arrivals.clone();
         tasks.spawn(async move {
             let mut recorder = Recorder::default();
-            // Bounded: each turn takes a fresh index, and indexes end at total.
-            loop {
-                // Relaxed: the counter only hands out distinct indexes; no
-                // other memory is published through it.
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                if index >= schedule.total() {
-                    break;
-                }
+            // Bounded: each arrival is received once, and the pacer closes
+            // the queue after the schedule's last one.
+            while let Ok(index) = arrivals.recv().await {
                 let intended = schedule.intended_at(start, index);
                 let exchange = if Instant::now() > deadline {
-                    Exchange {
-                        first: Sample {
-                            kind: first_kind,
-                            latency: latency_from_intended(intended, deadline),
-                            outcome: Outcome::Error("not_sent".into()),
-                        },
-                        follow_up: None,
-                    }
+                    single(Sample {
+                        kind: first_kind,
+                        latency: latency_from_intended(intended, deadline),
+                        outcome: Outcome::Error("not_sent".into()),
+                    })
                 } else {
-                    tokio::time::sleep_until(intended).await;
                     exchanger.exchange(index, intended).await
                 };
                 if schedule.is_measured(index) {
@@ -97,51 +139,216 @@ pub async fn drive<E: Exchanger>(
                     }
                 }
             }
-            recorder
+            (recorder, exchanger)
         });
     }
-    let mut merged = Recorder::default();
+    drop(arrivals);
+    let mut recorder = Recorder::default();
+    let mut exchangers = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        merged.merge(&done.expect("invariant: connection tasks do not panic"));
+        let (theirs, exchanger) = done.expect("invariant: connection tasks do not panic");
+        recorder.merge(&theirs);
+        exchangers.push(exchanger);
     }
+    let lateness = pacing.await.expect("invariant: the pacer does not panic");
     let measured_from = start + schedule.warmup();
-    (merged, latency_from_intended(measured_from, Instant::now()))
+    Driven {
+        recorder,
+        elapsed: latency_from_intended(measured_from, Instant::now()),
+        pacer_lateness_us: crate::report::percentiles(&lateness),
+        exchangers,
+    }
 }
 
-/// Runs `options` against its target and reports.
-pub async fn run(options: &Options) -> Result<Report, String> {
-    let target = Target::parse(options)?;
-    let mut exchangers = Vec::with_capacity(options.connections);
-    for _ in 0..options.connections {
-        let mut connection = Connection::new(target.clone());
-        connection
-            .connect()
-            .await
-            .map_err(|e| format!("connecting to {}: {e}", options.target))?;
-        exchangers.push(HttpExchanger {
-            connection,
+/// A histogram for the pacer's lateness, microseconds.
+fn lateness_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3)
+        .expect("invariant: constant histogram bounds are valid")
+}
+
+/// Releases every arrival of `schedule` at its intended time (after
+/// `start`) into `released`, sleeping on this OS thread in between. Late
+/// wake-ups release every arrival already due at once. Returns how late the
+/// measured arrivals were released.
+fn pace_with_thread(
+    schedule: Schedule,
+    start: std::time::Instant,
+    released: &async_channel::Sender<u64>,
+) -> Histogram<u64> {
+    let mut lateness = lateness_histogram();
+    let mut next = 0;
+    // Bounded: every turn either releases an arrival or sleeps until the
+    // next one is due, and arrivals end at `total`.
+    while next < schedule.total() {
+        let now = std::time::Instant::now();
+        let due = schedule.due_by(now.saturating_duration_since(start));
+        while next < due {
+            if released.send_blocking(next).is_err() {
+                return lateness;
+            }
+            if schedule.is_measured(next) {
+                let late = now.saturating_duration_since(schedule.intended_at(start, next));
+                lateness.saturating_record(micros(late));
+            }
+            next += 1;
+        }
+        if next < schedule.total() {
+            let at = schedule.intended_at(start, next);
+            std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+        }
+    }
+    lateness
+}
+
+/// [`pace_with_thread`] on tokio's clock.
+async fn pace_with_tokio(
+    schedule: Schedule,
+    start: Instant,
+    released: async_channel::Sender<u64>,
+) -> Histogram<u64> {
+    let mut lateness = lateness_histogram();
+    for index in 0..schedule.total() {
+        let intended = schedule.intended_at(start, index);
+        tokio::time::sleep_until(intended).await;
+        if schedule.is_measured(index) {
+            lateness.saturating_record(micros(Instant::now().saturating_duration_since(intended)));
+        }
+        if released.send(index).await.is_err() {
+            break;
+        }
+    }
+    lateness
+}
+
+/// `d` in whole microseconds, at least 1 (the histograms' lowest value).
+fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
+}
+
+/// Open keep-alive connections to one target, ready for one or more runs
+/// (the rate search reuses them from step to step).
+pub struct Session {
+    target: String,
+    exchangers: Vec<HttpExchanger>,
+    scenario: Scenario,
+    seed: u64,
+    pacer: Pacer,
+    drain: Duration,
+}
+
+impl Session {
+    /// Opens `options.connections` connections to `options.target`.
+    pub async fn open(options: &Options) -> Result<Self, String> {
+        let target = Target::parse(options)?;
+        let mut exchangers = Vec::with_capacity(options.connections);
+        for _ in 0..options.connections {
+            let mut connection = Connection::new(target.clone());
+            connection
+                .connect()
+                .await
+                .map_err(|e| format!("connecting to {}: {e}", options.target))?;
+            exchangers.push(HttpExchanger {
+                connection,
+                scenario: options.scenario,
+                seed: options.seed,
+                post_share: options.post_share,
+            });
+        }
+        Ok(Self {
+            target: options.target.clone(),
+            exchangers,
             scenario: options.scenario,
             seed: options.seed,
-            post_share: options.post_share,
-        });
+            pacer: Pacer::Thread,
+            drain: Duration::from_millis(DRAIN_TIMEOUT_MS),
+        })
     }
-    let schedule = Schedule::new(options.rate_per_s, options.warmup, options.duration);
-    let first_kind = match options.scenario {
-        Scenario::Ping | Scenario::PingPost => Kind::Ping,
-        Scenario::DirectPost => Kind::DirectPost,
-    };
-    let (recorder, elapsed) = drive(schedule, Instant::now(), first_kind, exchangers).await;
-    Ok(recorder.report(
-        RunSettings {
-            scenario: options.scenario.as_str().into(),
-            rate_per_s: options.rate_per_s,
-            duration_s: options.duration.as_secs_f64(),
-            warmup_s: options.warmup.as_secs_f64(),
-            connections: options.connections,
-            seed: options.seed,
-        },
-        elapsed,
-    ))
+
+    /// How long after a run's schedule ends arrivals still waiting for a
+    /// connection may be sent (later ones count as `not_sent`). The rate
+    /// search shortens it: a step that far behind has failed anyway.
+    pub fn set_drain(&mut self, drain: Duration) {
+        self.drain = drain;
+    }
+
+    /// The base URL requests go to.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The kind of each arrival's first request.
+    pub fn first_kind(&self) -> Kind {
+        match self.scenario {
+            Scenario::Ping | Scenario::PingPost => Kind::Ping,
+            Scenario::DirectPost => Kind::DirectPost,
+        }
+    }
+
+    /// Runs the session's scenario at `rate_per_s` for `warmup` then
+    /// `duration`, and reports the measured part.
+    pub async fn run(&mut self, rate_per_s: u64, warmup: Duration, duration: Duration) -> Report {
+        let schedule = Schedule::new(rate_per_s, warmup, duration);
+        let first_kind = self.first_kind();
+        let connections = self.exchangers.len();
+        let exchangers = std::mem::take(&mut self.exchangers);
+        let driven = drive(
+            schedule,
+            Instant::now(),
+            first_kind,
+            exchangers,
+            self.pacer,
+            self.drain,
+        )
+        .await;
+        self.exchangers = driven.exchangers;
+        let mut report = driven.recorder.report(
+            RunSettings {
+                scenario: self.scenario.as_str().into(),
+                rate_per_s,
+                duration_s: duration.as_secs_f64(),
+                warmup_s: warmup.as_secs_f64(),
+                connections,
+                seed: self.seed,
+            },
+            driven.elapsed,
+        );
+        report.pacer_lateness_us = driven.pacer_lateness_us;
+        report
+    }
+
+    /// Sends `count` pings (leads `index` 0.. of the session's seed) one
+    /// after another and returns the bodies of the 200 answers with bids:
+    /// real answers, for the baseline to imitate.
+    pub async fn sample_bid_answers(&mut self, count: u64) -> Result<Vec<Bytes>, String> {
+        let exchanger = self
+            .exchangers
+            .first_mut()
+            .expect("invariant: a session has a connection");
+        let mut answers = Vec::new();
+        for index in 0..count {
+            let (lead, _) = wire::lead_for(exchanger.seed, index);
+            let (status, body) = exchanger
+                .connection
+                .post("/v1/ping", wire::ping_body(&lead.ping))
+                .await
+                .map_err(|key| format!("probe ping: {key}"))?;
+            if status != 200 {
+                return Err(format!("probe ping: {}", error_key(status, &body)));
+            }
+            if serde_json::from_slice::<PingAnswer>(&body).is_ok_and(|a| !a.bids.is_empty()) {
+                answers.push(body);
+            }
+        }
+        Ok(answers)
+    }
+}
+
+/// Runs `options` against its target at its fixed rate and reports.
+pub async fn run(options: &Options) -> Result<Report, String> {
+    let mut session = Session::open(options).await?;
+    Ok(session
+        .run(options.rate_per_s, options.warmup, options.duration)
+        .await)
 }
 
 /// Where requests go and the headers every request carries.
@@ -439,16 +646,19 @@ mod tests {
         // 990 ms, 980 ms, ... A closed-loop generator would report one slow
         // request and 199 fast ones (p99 ~0).
         let schedule = Schedule::new(100, Duration::ZERO, Duration::from_secs(2));
-        let (recorder, elapsed) = drive(
+        let driven = drive(
             schedule,
             Instant::now(),
             Kind::Ping,
             vec![Stalling {
                 stall: Duration::from_secs(1),
             }],
+            Pacer::Tokio,
+            Duration::from_millis(DRAIN_TIMEOUT_MS),
         )
         .await;
-        let report = recorder.report(settings(), elapsed);
+        let elapsed = driven.elapsed;
+        let report = driven.recorder.report(settings(), elapsed);
         let ping = report.kind(Kind::Ping).unwrap();
         assert_eq!(ping.count, 200);
         let close = |x: u64, to: u64| x.abs_diff(to) * 100 <= to;
@@ -469,8 +679,21 @@ mod tests {
                 stall: Duration::from_secs(1),
             })
             .collect();
-        let (recorder, elapsed) = drive(schedule, Instant::now(), Kind::Ping, exchangers).await;
-        let ping = recorder.report(settings(), elapsed).kinds[0].clone();
+        let driven = drive(
+            schedule,
+            Instant::now(),
+            Kind::Ping,
+            exchangers,
+            Pacer::Tokio,
+            Duration::from_millis(DRAIN_TIMEOUT_MS),
+        )
+        .await;
+        assert_eq!(driven.exchangers.len(), 2, "connections come back");
+        assert_eq!(
+            driven.pacer_lateness_us.max, 1,
+            "a paused clock is never late"
+        );
+        let ping = driven.recorder.report(settings(), driven.elapsed).kinds[0].clone();
         assert_eq!(ping.count, 100);
         assert!(ping.latency_us.max <= 1, "{ping:?}");
     }
