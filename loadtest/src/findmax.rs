@@ -97,6 +97,9 @@ pub struct OperatingPoint {
     pub checks: Vec<Check>,
     /// The measurements.
     pub report: Report,
+    /// With `--baseline`, the bare server at the same rate: the HTTP
+    /// stack's and the machine's own latency, to read leadex's against.
+    pub baseline: Option<Report>,
 }
 
 /// The baseline part of a run.
@@ -207,7 +210,7 @@ fn step_summary(report: &Report, first: Kind, sustainable: bool) -> String {
 pub async fn run(options: &Options, slo: &Slo, plan: &Plan) -> Result<FindMaxReport, String> {
     let started = Instant::now();
     let mut target = Session::open(options).await?;
-    let baseline = if options.baseline {
+    let mut baseline = if options.baseline {
         let answers = target.sample_bid_answers(plan.probe_pings).await?;
         let body = median_answer(answers).ok_or_else(|| {
             format!(
@@ -219,6 +222,7 @@ pub async fn run(options: &Options, slo: &Slo, plan: &Plan) -> Result<FindMaxRep
             Some(exe) => exe.clone(),
             None => std::env::current_exe().map_err(|e| format!("finding this binary: {e}"))?,
         };
+        // Idle while leadex is measured; killed when dropped.
         let process = BaselineProcess::spawn(&exe, &body, options.baseline_cpus.as_deref())?;
         let mut bare = Session::open(&Options {
             target: format!("http://{}", process.addr()),
@@ -226,29 +230,43 @@ pub async fn run(options: &Options, slo: &Slo, plan: &Plan) -> Result<FindMaxRep
         })
         .await?;
         let search = search("baseline", &mut bare, slo, plan).await;
-        drop(bare);
-        drop(process);
-        Some((body.len(), search))
+        Some((process, bare, body.len(), search))
     } else {
         None
     };
     let found = search("leadex", &mut target, slo, plan).await;
     let mut operating_points = Vec::new();
     if let Some(max) = found.max_rate_per_s {
+        let first = target.first_kind();
         for &share in &slo.operating_points.shares {
             let rate = ((max as f64 * share).round() as u64).max(1);
             let report = target.run(rate, plan.step_warmup, plan.step).await;
             let checks = slo.check(&report);
+            let label = format!("{:.0}%", share * 100.0);
+            let pass = checks.iter().all(|c| c.pass);
             eprintln!(
-                "{:>8} {rate:>8}/s  {}",
-                format!("{:.0}%", share * 100.0),
-                step_summary(&report, target.first_kind(), checks.iter().all(|c| c.pass))
+                "{label:>8} {rate:>8}/s  {}",
+                step_summary(&report, first, pass)
             );
+            let bare = match &mut baseline {
+                Some((_, bare, _, _)) => {
+                    let report = bare.run(rate, plan.step_warmup, plan.step).await;
+                    let pass = slo.check(&report).iter().all(|c| c.pass);
+                    eprintln!(
+                        "{:>8} {rate:>8}/s  {}",
+                        "bare",
+                        step_summary(&report, first, pass)
+                    );
+                    Some(report)
+                }
+                None => None,
+            };
             operating_points.push(OperatingPoint {
                 share,
                 rate_per_s: rate,
                 checks,
                 report,
+                baseline: bare,
             });
         }
     }
@@ -267,7 +285,7 @@ pub async fn run(options: &Options, slo: &Slo, plan: &Plan) -> Result<FindMaxRep
             ..c.clone()
         }));
     }
-    let baseline = baseline.map(|(answer_bytes, search)| {
+    let baseline = baseline.map(|(_process, _bare, answer_bytes, search)| {
         let ratio = match (found.max_rate_per_s, search.max_rate_per_s) {
             (Some(ours), Some(bare)) => Some(ours as f64 / bare as f64),
             _ => None,
@@ -335,7 +353,13 @@ impl FindMaxReport {
         if let Some(b) = &self.baseline {
             curves.push(Curve {
                 label: "baseline".into(),
-                points: points(&mut b.search.steps.iter().map(|s| &s.report)),
+                points: points(
+                    &mut b.search.steps.iter().map(|s| &s.report).chain(
+                        self.operating_points
+                            .iter()
+                            .filter_map(|p| p.baseline.as_ref()),
+                    ),
+                ),
             });
         }
         curves.push(Curve {
@@ -404,26 +428,19 @@ impl FindMaxReport {
             for p in &self.operating_points {
                 let label = format!("{:.0}% {}/s", p.share * 100.0, p.rate_per_s);
                 let pass = p.checks.iter().all(|c| c.pass);
-                row(
-                    &mut out,
-                    &label,
-                    &p.report,
-                    first,
-                    if pass { "slo ok" } else { "slo miss" },
-                );
+                let verdict = if pass { "slo ok" } else { "slo miss" };
+                row(&mut out, &label, &p.report, first, verdict);
                 for kind in p.report.kinds.iter().filter(|k| k.kind != first) {
-                    let _ = writeln!(
-                        out,
-                        "  {:<10} {:>9.0} {:>8} {:>8} {:>8} {:>9} {:>9} {:>8}",
-                        kind.kind.as_str(),
-                        kind.achieved_rate_per_s,
-                        kind.latency_us.p50,
-                        kind.latency_us.p90,
-                        kind.latency_us.p99,
-                        kind.latency_us.p99_9,
-                        kind.latency_us.max,
-                        crate::slo::failures(kind),
+                    row(
+                        &mut out,
+                        &format!("  {}", kind.kind.as_str()),
+                        &p.report,
+                        kind.kind,
+                        "",
                     );
+                }
+                if let Some(bare) = &p.baseline {
+                    row(&mut out, "  bare hyper", bare, first, "same rate");
                 }
             }
         }

@@ -93,7 +93,12 @@
 //! LSN of that append. The **durability point** depends on [`FsyncPolicy`]:
 //!
 //! - [`FsyncPolicy::Always`] (default): after `fdatasync` returned. An
-//!   acknowledged sale survives a process crash and a power loss.
+//!   acknowledged sale survives a process crash and a power loss. A batch
+//!   in which no append has an `on_durable` callback (fire-and-forget, like
+//!   the engine's `PingIssued`) is written but not synced; the next synced
+//!   batch, rotation or shutdown makes it durable along with everything
+//!   before it. Nobody was told it was durable, so nothing is promised
+//!   until then, and the ping path saves an `fdatasync` per batch.
 //! - [`FsyncPolicy::Never`]: after the bytes reached the operating system.
 //!   An acknowledged sale survives `kill -9` but not a power loss or kernel
 //!   crash. For benchmarks and tests.

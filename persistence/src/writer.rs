@@ -229,17 +229,26 @@ impl Writer {
         last_lsn
     }
 
-    /// Writes and syncs the buffer, whose last record has LSN `last_lsn`; on
+    /// Writes the buffer, whose last record has LSN `last_lsn`, and syncs it
+    /// if an append of the batch waits to hear that it is durable; on
     /// failure turns every outcome into an error and cuts the segment back
     /// to where the batch started.
+    ///
+    /// A batch of fire-and-forget appends (no `on_durable`, such as the
+    /// engine's `PingIssued`) is written but not synced: nobody was promised
+    /// its durability, and the next synced batch (or rotation, or shutdown)
+    /// makes it durable with everything before it, since `fdatasync` covers
+    /// the whole file. Under ping-only load this saves one `fdatasync` per
+    /// batch, which measured as the largest cost of the ping path.
     fn write_batch(&mut self, last_lsn: Lsn) {
         let batch_start = self.segment.len_bytes;
+        let awaited = self.batch.iter().any(|r| r.on_durable.is_some());
         let result = self.write_buffer().and_then(|()| {
             self.segment.len_bytes += self.buffer.len() as u64;
             self.unsynced = true;
             match self.settings.fsync {
-                FsyncPolicy::Always => self.sync(),
-                FsyncPolicy::Never => Ok(()),
+                FsyncPolicy::Always if awaited => self.sync(),
+                FsyncPolicy::Always | FsyncPolicy::Never => Ok(()),
             }
         });
         match result {
@@ -573,5 +582,41 @@ mod tests {
             )
             .unwrap();
         assert_eq!(append_and_wait(&journal, vec![testing::event(2)]), Ok(2));
+    }
+
+    #[test]
+    fn only_batches_someone_waits_on_are_synced() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = JournalOptions::new(dir.path());
+        assert_eq!(options.fsync, FsyncPolicy::Always);
+        let (journal, _) = FileJournal::open(options.clone(), &mut |_, _| {}).unwrap();
+        // Fire-and-forget appends: written, never synced.
+        for i in 1..=50 {
+            journal.append(vec![testing::event(i)], None).unwrap();
+        }
+        // Wait (bounded) until they are written, so they are in batches
+        // of their own.
+        for _ in 0..1_000 {
+            if journal.stats().last_lsn == 50 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(journal.stats().last_lsn, 50);
+        assert_eq!(journal.stats().fsyncs, 0);
+        // An awaited append is synced, and with it everything before it.
+        assert_eq!(append_and_wait(&journal, vec![testing::event(51)]), Ok(51));
+        let stats = journal.stats();
+        assert_eq!(stats.last_lsn, 51);
+        assert_eq!(
+            stats.fsyncs, 1,
+            "one fdatasync, for the batch with the awaited append: {stats:?}"
+        );
+        // Trailing fire-and-forget appends are synced at shutdown.
+        journal.append(vec![testing::event(52)], None).unwrap();
+        drop(journal);
+        let mut seen = 0;
+        FileJournal::open(options, &mut |_, _| seen += 1).unwrap();
+        assert_eq!(seen, 52);
     }
 }
