@@ -442,6 +442,9 @@ impl FindMaxReport {
                 if let Some(bare) = &p.baseline {
                     row(&mut out, "  bare hyper", bare, first, "same rate");
                 }
+                for kind in &p.report.kinds {
+                    outcomes(&mut out, kind);
+                }
             }
         }
         out.push_str("\nSLO checks\n");
@@ -450,6 +453,26 @@ impl FindMaxReport {
         }
         let _ = writeln!(out, "{}", if self.pass { "PASS" } else { "FAIL" });
         out
+    }
+}
+
+/// `    ping no bid: a 12, b 3 · errors: 409 x 1`, if there are any.
+fn outcomes(out: &mut String, k: &crate::report::KindReport) {
+    let list = |m: &std::collections::BTreeMap<String, u64>| {
+        m.iter()
+            .map(|(code, n)| format!("{code} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !k.no_bids.is_empty() {
+        parts.push(format!("no bid: {}", list(&k.no_bids)));
+    }
+    if !k.errors.is_empty() {
+        parts.push(format!("errors: {}", list(&k.errors)));
+    }
+    if !parts.is_empty() {
+        let _ = writeln!(out, "    {} {}", k.kind.as_str(), parts.join(" · "));
     }
 }
 
