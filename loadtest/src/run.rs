@@ -234,6 +234,11 @@ pub struct Session {
     seed: u64,
     pacer: Pacer,
     drain: Duration,
+    /// The first lead index not yet sent: each run (and probe) takes leads
+    /// from here on, so a search's steps never repeat a lead. A repeated
+    /// lead would be an idempotent re-ping, answered from the pending ping
+    /// without an auction or a journal append, and flatter the server.
+    next_lead: u64,
 }
 
 impl Session {
@@ -252,6 +257,7 @@ impl Session {
                 scenario: options.scenario,
                 seed: options.seed,
                 post_share: options.post_share,
+                lead_base: 0,
             });
         }
         Ok(Self {
@@ -261,6 +267,7 @@ impl Session {
             seed: options.seed,
             pacer: Pacer::Thread,
             drain: Duration::from_millis(DRAIN_TIMEOUT_MS),
+            next_lead: 0,
         })
     }
 
@@ -290,7 +297,11 @@ impl Session {
         let schedule = Schedule::new(rate_per_s, warmup, duration);
         let first_kind = self.first_kind();
         let connections = self.exchangers.len();
-        let exchangers = std::mem::take(&mut self.exchangers);
+        let mut exchangers = std::mem::take(&mut self.exchangers);
+        for exchanger in &mut exchangers {
+            exchanger.lead_base = self.next_lead;
+        }
+        self.next_lead += schedule.total();
         let driven = drive(
             schedule,
             Instant::now(),
@@ -316,9 +327,9 @@ impl Session {
         report
     }
 
-    /// Sends `count` pings (leads `index` 0.. of the session's seed) one
-    /// after another and returns the bodies of the 200 answers with bids:
-    /// real answers, for the baseline to imitate.
+    /// Sends `count` pings (the session's next leads) one after another
+    /// and returns the bodies of the 200 answers with bids: real answers,
+    /// for the baseline to imitate.
     pub async fn sample_bid_answers(&mut self, count: u64) -> Result<Vec<Bytes>, String> {
         let exchanger = self
             .exchangers
@@ -326,7 +337,7 @@ impl Session {
             .expect("invariant: a session has a connection");
         let mut answers = Vec::new();
         for index in 0..count {
-            let (lead, _) = wire::lead_for(exchanger.seed, index);
+            let (lead, _) = wire::lead_for(exchanger.seed, self.next_lead + index);
             let (status, body) = exchanger
                 .connection
                 .post("/v1/ping", wire::ping_body(&lead.ping))
@@ -339,6 +350,7 @@ impl Session {
                 answers.push(body);
             }
         }
+        self.next_lead += count;
         Ok(answers)
     }
 }
@@ -523,11 +535,14 @@ struct HttpExchanger {
     scenario: Scenario,
     seed: u64,
     post_share: f64,
+    /// Added to each arrival's index to pick its lead: every run of a
+    /// session gets leads of its own.
+    lead_base: u64,
 }
 
 impl HttpExchanger {
     async fn ping_post(&mut self, index: u64, intended: Instant, post: bool) -> Exchange {
-        let (lead, mut rng) = wire::lead_for(self.seed, index);
+        let (lead, mut rng) = wire::lead_for(self.seed, self.lead_base + index);
         let answer = self
             .connection
             .post("/v1/ping", wire::ping_body(&lead.ping))
@@ -575,7 +590,7 @@ impl HttpExchanger {
     }
 
     async fn direct_post(&mut self, index: u64, intended: Instant) -> Exchange {
-        let (lead, _) = wire::lead_for(self.seed, index);
+        let (lead, _) = wire::lead_for(self.seed, self.lead_base + index);
         let answer = self
             .connection
             .post("/v1/leads", wire::direct_post_body(&lead))

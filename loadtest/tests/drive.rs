@@ -114,6 +114,23 @@ async fn find_max_with_baseline_runs_both_searches_and_reports_the_ratio() {
     let report = leadex_loadtest::findmax::run(&options, &Slo::default(), &plan)
         .await
         .expect("the run completes");
+    // Every step sent leads of its own: each ping answered with bids is a
+    // new open ping (all within the price lock), none an idempotent re-ping
+    // of an earlier step's lead, which would skip the auction.
+    let won: u64 = report
+        .target
+        .steps
+        .iter()
+        .map(|s| &s.report)
+        .chain(report.operating_points.iter().map(|p| &p.report))
+        .filter_map(|r| r.kind(Kind::Ping))
+        .map(|k| k.won)
+        .sum();
+    assert!(
+        server.engine.pending_pings() as u64 >= won,
+        "{} open pings for {won} pings with bids",
+        server.engine.pending_pings()
+    );
     server.shutdown().await.unwrap();
 
     let baseline = report.baseline.as_ref().expect("a baseline was measured");
