@@ -31,6 +31,11 @@ fn main() -> ExitCode {
     }
     let options = match cli::parse(args) {
         Ok(options) => options,
+        Err(message) if message == cli::USAGE => {
+            // `--help`: asked for, so on standard output and a success.
+            println!("{message}");
+            return ExitCode::SUCCESS;
+        }
         Err(message) => {
             eprintln!("{message}");
             return ExitCode::from(EXIT_USAGE);

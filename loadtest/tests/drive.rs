@@ -231,4 +231,10 @@ async fn the_exit_code_follows_the_slo_file() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}");
         assert!(!out.stderr.is_empty(), "{bad:?} says why");
     }
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_loadtest"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: loadtest"));
 }
