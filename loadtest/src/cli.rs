@@ -1,5 +1,6 @@
 //! The command line: a small hand parser, since the flags are few and flat.
 
+use crate::report::Kind;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -24,7 +25,16 @@ impl Scenario {
         }
     }
 
-    fn parse(s: &str) -> Option<Self> {
+    /// The kind of each arrival's first request.
+    pub fn first_kind(self) -> Kind {
+        match self {
+            Scenario::Ping | Scenario::PingPost => Kind::Ping,
+            Scenario::DirectPost => Kind::DirectPost,
+        }
+    }
+
+    /// The scenario named `s` (the flag value), if any.
+    pub fn parse(s: &str) -> Option<Self> {
         [Scenario::Ping, Scenario::PingPost, Scenario::DirectPost]
             .into_iter()
             .find(|v| v.as_str() == s)

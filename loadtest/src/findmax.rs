@@ -321,13 +321,9 @@ impl FindMaxReport {
         serde_json::to_string_pretty(self).expect("invariant: a report always serializes")
     }
 
-    /// The scheduled requests' kind.
-    fn first_kind(&self) -> Kind {
-        if self.scenario == Scenario::DirectPost.as_str() {
-            Kind::DirectPost
-        } else {
-            Kind::Ping
-        }
+    /// The kind of the scheduled requests.
+    pub fn first_kind(&self) -> Kind {
+        Scenario::parse(&self.scenario).map_or(Kind::Ping, Scenario::first_kind)
     }
 
     /// The latency-by-rate curves: every step and operating point; where a

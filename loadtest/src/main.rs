@@ -105,11 +105,7 @@ async fn find_max(options: &cli::Options, slo: &Slo) -> Result<bool, String> {
         .plot
         .clone()
         .unwrap_or_else(|| PathBuf::from(cli::FIND_MAX_PLOT));
-    let first = if report.scenario == cli::Scenario::DirectPost.as_str() {
-        &slo.direct_post
-    } else {
-        &slo.ping
-    };
+    let first = slo.kind(report.first_kind());
     let mut lines = vec![
         ("SLO p99".to_owned(), first.p99_ms),
         ("sustainable p99".to_owned(), slo.find_max.p99_ms),

@@ -13,6 +13,21 @@ const LATENCY_US_MAX: u64 = 3_600_000_000;
 /// Significant decimal digits kept by the histograms.
 const SIGNIFICANT_DIGITS: u8 = 3;
 
+/// An empty latency histogram, microseconds: 1 µs to one hour at three
+/// significant digits. Request latencies and the pacer's lateness alike.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, SIGNIFICANT_DIGITS)
+        .expect("invariant: constant histogram bounds are valid")
+}
+
+/// `d` in whole microseconds, within the histograms' bounds (1 µs to one
+/// hour).
+pub(crate) fn micros(d: Duration) -> u64 {
+    u64::try_from(d.as_micros())
+        .unwrap_or(LATENCY_US_MAX)
+        .clamp(1, LATENCY_US_MAX)
+}
+
 /// What a request was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -75,8 +90,7 @@ struct KindRecorder {
 impl KindRecorder {
     fn new() -> Self {
         Self {
-            latency_us: Histogram::new_with_bounds(1, LATENCY_US_MAX, SIGNIFICANT_DIGITS)
-                .expect("invariant: constant histogram bounds are valid"),
+            latency_us: latency_histogram(),
             won: 0,
             errors: BTreeMap::new(),
             no_bids: BTreeMap::new(),
@@ -106,10 +120,7 @@ impl Recorder {
     /// Records one measured sample.
     pub fn record(&mut self, sample: &Sample) {
         let k = &mut self.kinds[sample.kind as usize];
-        let us = u64::try_from(sample.latency.as_micros())
-            .unwrap_or(LATENCY_US_MAX)
-            .clamp(1, LATENCY_US_MAX);
-        k.latency_us.saturating_record(us);
+        k.latency_us.saturating_record(micros(sample.latency));
         match &sample.outcome {
             Outcome::Won => k.won += 1,
             Outcome::NoBid(reason) => *k.no_bids.entry(reason.clone()).or_default() += 1,

@@ -4,7 +4,9 @@
 //! since its latency counts from its intended time, the wait is measured.
 
 use crate::cli::{Options, Scenario};
-use crate::report::{Kind, Outcome, Percentiles, Recorder, Report, RunSettings, Sample};
+use crate::report::{
+    latency_histogram, micros, Kind, Outcome, Percentiles, Recorder, Report, RunSettings, Sample,
+};
 use crate::schedule::{latency_from_intended, Schedule};
 use crate::wire;
 use bytes::Bytes;
@@ -160,12 +162,6 @@ pub async fn drive<E: Exchanger>(
     }
 }
 
-/// A histogram for the pacer's lateness, microseconds.
-fn lateness_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 3_600_000_000, 3)
-        .expect("invariant: constant histogram bounds are valid")
-}
-
 /// Releases every arrival of `schedule` at its intended time (after
 /// `start`) into `released`, sleeping on this OS thread in between. Late
 /// wake-ups release every arrival already due at once. Returns how late the
@@ -175,7 +171,7 @@ fn pace_with_thread(
     start: std::time::Instant,
     released: &async_channel::Sender<u64>,
 ) -> Histogram<u64> {
-    let mut lateness = lateness_histogram();
+    let mut lateness = latency_histogram();
     let mut next = 0;
     // Bounded: every turn either releases an arrival or sleeps until the
     // next one is due, and arrivals end at `total`.
@@ -206,7 +202,7 @@ async fn pace_with_tokio(
     start: Instant,
     released: async_channel::Sender<u64>,
 ) -> Histogram<u64> {
-    let mut lateness = lateness_histogram();
+    let mut lateness = latency_histogram();
     for index in 0..schedule.total() {
         let intended = schedule.intended_at(start, index);
         tokio::time::sleep_until(intended).await;
@@ -218,11 +214,6 @@ async fn pace_with_tokio(
         }
     }
     lateness
-}
-
-/// `d` in whole microseconds, at least 1 (the histograms' lowest value).
-fn micros(d: Duration) -> u64 {
-    u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
 /// Open keep-alive connections to one target, ready for one or more runs
@@ -285,10 +276,7 @@ impl Session {
 
     /// The kind of each arrival's first request.
     pub fn first_kind(&self) -> Kind {
-        match self.scenario {
-            Scenario::Ping | Scenario::PingPost => Kind::Ping,
-            Scenario::DirectPost => Kind::DirectPost,
-        }
+        self.scenario.first_kind()
     }
 
     /// Runs the session's scenario at `rate_per_s` for `warmup` then

@@ -18,8 +18,10 @@ pub struct RateSearch {
     steps: u32,
     max_steps: u32,
     precision: f64,
-    min_rate: u64,
 }
+
+/// The lowest rate the search tries.
+const MIN_RATE: u64 = 1;
 
 impl RateSearch {
     /// A search from `start` (at least 1) of at most `max_steps` steps,
@@ -36,14 +38,7 @@ impl RateSearch {
             steps: 0,
             max_steps,
             precision,
-            min_rate: 1,
         }
-    }
-
-    /// The bracket's precision: the search stops once the lowest failing
-    /// rate is within this factor of the highest passing one.
-    pub fn precision(&self) -> f64 {
-        self.precision
     }
 
     /// The rate to try next, or `None` when the search is over.
@@ -54,7 +49,7 @@ impl RateSearch {
         match (self.passed, self.failed) {
             (None, None) => Some(self.start),
             (Some(passed), None) => Some(passed.saturating_mul(2)),
-            (None, Some(failed)) => (failed / 2 >= self.min_rate).then_some(failed / 2),
+            (None, Some(failed)) => (failed / 2 >= MIN_RATE).then_some(failed / 2),
             (Some(passed), Some(failed)) => {
                 if failed as f64 <= passed as f64 * self.precision {
                     return None;
