@@ -21,6 +21,11 @@ pub enum JournalError {
     /// The journal is shut down.
     #[error("journal is closed")]
     Closed,
+    /// The storage cannot be reached right now (a broker outage); nothing
+    /// was queued. The caller should refuse what needs durability and may
+    /// carry on with what does not. The message is for logs.
+    #[error("journal storage is unavailable: {0}")]
+    Unavailable(String),
     /// The storage failed; the message is for logs, not for clients.
     #[error("journal storage failed: {0}")]
     Storage(String),
@@ -32,6 +37,33 @@ pub enum JournalError {
         /// What was wrong.
         reason: String,
     },
+}
+
+pub use position::JournalPosition;
+
+// rkyv's derive generates archived twins whose fields carry no docs.
+#[allow(missing_docs)]
+mod position {
+    use super::Lsn;
+
+    /// Where a journal stands: every event before it is covered (by a state
+    /// snapshot, or by a replay that reached it). Stored in snapshots.
+    #[derive(
+        Debug, Clone, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
+    )]
+    pub enum JournalPosition {
+        /// The embedded file journal: the last LSN covered (0 = none).
+        File {
+            /// Last LSN covered.
+            last_lsn: Lsn,
+        },
+        /// A Kafka topic: for each partition (index = partition number), the
+        /// offset of the first record *not* covered.
+        Kafka {
+            /// Next offset to read, per partition.
+            next_offsets: Vec<i64>,
+        },
+    }
 }
 
 /// Appends events in order.

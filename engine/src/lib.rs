@@ -39,7 +39,7 @@ pub mod spec;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use event::Event;
 pub use ids::{BidId, LeadId, PingId};
-pub use journal::{Journal, JournalError, JournalReader, MemoryJournal};
+pub use journal::{Journal, JournalError, JournalPosition, JournalReader, MemoryJournal};
 pub mod auction;
 pub mod counters;
 pub mod engine;

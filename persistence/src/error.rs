@@ -57,6 +57,25 @@ pub enum PersistenceError {
         #[source]
         source: std::io::Error,
     },
+    /// A network backend (Kafka, Redis) refused or failed an operation.
+    #[error("{backend} failed while {action}: {message}")]
+    Backend {
+        /// `"kafka"` or `"redis"`.
+        backend: &'static str,
+        /// What was being done, e.g. `"creating topic leadex.events"`.
+        action: String,
+        /// The client's error, as text.
+        message: String,
+    },
+    /// A snapshot failed its checks (magic, version, length, checksum,
+    /// archive validation).
+    #[error("snapshot {location} is unusable: {reason}")]
+    SnapshotCorrupt {
+        /// Where it was read from.
+        location: String,
+        /// What was wrong.
+        reason: String,
+    },
 }
 
 impl PersistenceError {

@@ -153,10 +153,13 @@
 pub mod error;
 pub mod format;
 mod journal;
+pub mod kafka;
 mod lock;
 mod reader;
+mod redis_store;
 mod scan;
 mod segment;
+pub mod store;
 pub mod testing;
 mod writer;
 
@@ -165,6 +168,8 @@ use std::path::{Path, PathBuf};
 pub use error::PersistenceError;
 pub use journal::{FileJournal, JournalStats};
 pub use reader::FileJournalReader;
+pub use redis_store::RedisSnapshotStore;
+pub use store::{SnapshotStore, StoredSnapshot};
 
 // The engine's types that appear in this crate's signatures.
 pub use leadex_engine::journal::{Lsn, ReplayStats};

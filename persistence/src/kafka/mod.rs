@@ -1,0 +1,1 @@
+//! The Kafka journal (to be written).
