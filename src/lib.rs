@@ -17,3 +17,4 @@
 pub mod metrics;
 pub mod run;
 pub mod server;
+pub mod storage;

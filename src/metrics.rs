@@ -62,6 +62,10 @@ pub struct Metrics {
     pub ping_journal_refusals: AtomicU64,
     /// Posts answered 503 because the journal failed.
     pub post_journal_failures: AtomicU64,
+    /// Pings answered from memory while the journal was unavailable.
+    pub pings_not_journaled: AtomicU64,
+    /// Posts answered 503 because durability was not confirmed in time.
+    pub post_durable_wait_expired: AtomicU64,
 }
 
 fn route_index(route: Route) -> usize {
@@ -227,6 +231,18 @@ impl Metrics {
             "Posts answered 503 because the journal failed.",
             self.post_journal_failures.load(Ordering::Relaxed),
         );
+        counter(
+            &mut out,
+            "leadex_pings_not_journaled_total",
+            "Pings answered from memory while the journal was unavailable.",
+            self.pings_not_journaled.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut out,
+            "leadex_post_durable_wait_expired_total",
+            "Posts answered 503 because their durability was not confirmed in time.",
+            self.post_durable_wait_expired.load(Ordering::Relaxed),
+        );
         let gauge =
             |out: &mut String, name: &str, help: &str, v: u64| single(out, "gauge", name, help, v);
         let snap = engine.snapshot();
@@ -272,6 +288,42 @@ impl Metrics {
             "Slowest journal fsync.",
             journal.fsync_max_us,
         );
+        gauge(
+            &mut out,
+            "leadex_journal_in_doubt",
+            "Sales whose durability is being reconciled with the broker.",
+            journal.in_doubt,
+        );
+        counter(
+            &mut out,
+            "leadex_snapshots_total",
+            "Snapshots taken since start.",
+            journal.snapshots_taken,
+        );
+        counter(
+            &mut out,
+            "leadex_snapshot_failures_total",
+            "Snapshot attempts that failed (snapshots pause, serving continues).",
+            journal.snapshot_failures,
+        );
+        gauge(
+            &mut out,
+            "leadex_snapshot_last_bytes",
+            "Size of the latest snapshot.",
+            journal.snapshot_last_bytes,
+        );
+        gauge(
+            &mut out,
+            "leadex_snapshot_last_milliseconds",
+            "Time the latest snapshot took.",
+            journal.snapshot_last_ms,
+        );
+        gauge(
+            &mut out,
+            "leadex_snapshots_healthy",
+            "1 unless the latest snapshot attempt failed.",
+            u64::from(journal.snapshots_ok),
+        );
         out
     }
 }
@@ -284,11 +336,25 @@ fn single(out: &mut String, kind: &str, name: &str, help: &str, value: u64) {
     );
 }
 
-/// Journal figures for rendering (read from the backend's stats).
+/// Storage figures for rendering (read from the backend's stats).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JournalGauges {
-    /// Last LSN.
+    /// `"file"` or `"kafka"`.
+    pub backend: &'static str,
+    /// Last LSN (file) or records delivered (Kafka).
     pub last_lsn: u64,
+    /// Sales whose durability is being reconciled (Kafka).
+    pub in_doubt: u64,
+    /// Snapshots taken since start.
+    pub snapshots_taken: u64,
+    /// Snapshot attempts that failed.
+    pub snapshot_failures: u64,
+    /// Size of the latest snapshot, bytes.
+    pub snapshot_last_bytes: u64,
+    /// Time the latest snapshot took, ms.
+    pub snapshot_last_ms: u64,
+    /// False while snapshots fail (paused).
+    pub snapshots_ok: bool,
     /// fsync calls.
     pub fsyncs: u64,
     /// Slowest fsync, µs.

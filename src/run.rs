@@ -1,15 +1,15 @@
 //! Wiring: build the engine, replay the journal, bind, serve, shut down.
 
-use crate::metrics::{JournalGauges, Metrics};
+use crate::metrics::Metrics;
 use crate::server::{handle, App, ServerSettings};
+use crate::storage::{RestoreReport, Storage};
 use anyhow::Context;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use leadex_config::{Config, Loaded};
+use leadex_config::Loaded;
 use leadex_engine::{Engine, SystemClock};
-use leadex_persistence::{FileJournal, FsyncPolicy, JournalOptions};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,33 +29,37 @@ pub struct Running {
     pub addr: SocketAddr,
     /// The engine (for tests and tools).
     pub engine: Arc<Engine>,
-    journal: Arc<FileJournal>,
+    /// The storage (for tests and tools).
+    pub storage: Arc<Storage>,
+    /// How restore went.
+    pub restored: RestoreReport,
     stop: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
+    snapshotter: Option<std::thread::JoinHandle<()>>,
+    snapshotter_stop: crossbeam_channel::Sender<()>,
 }
 
 impl Running {
-    /// Stops accepting, drains in-flight requests, flushes the journal.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    /// Stops accepting, drains in-flight requests, flushes the journal,
+    /// and takes a final snapshot (a failed one is logged: the journal
+    /// alone restores everything).
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.serving.await.context("server task failed")?;
-        let journal = self.journal.clone();
-        tokio::task::spawn_blocking(move || journal.shutdown())
-            .await
-            .context("journal shutdown task failed")?;
+        drop(self.snapshotter_stop);
+        let storage = self.storage.clone();
+        let snapshotter = self.snapshotter.take();
+        tokio::task::spawn_blocking(move || {
+            if let Some(s) = snapshotter {
+                let _ = s.join();
+            }
+            storage.shutdown_journal();
+            let _ = storage.checkpoint();
+        })
+        .await
+        .context("storage shutdown task failed")?;
         Ok(())
     }
-}
-
-fn journal_options(config: &Config) -> JournalOptions {
-    let mut options = JournalOptions::new(config.storage.path.join("journal"));
-    options.fsync = match config.storage.fsync {
-        leadex_config::FsyncMode::Always => FsyncPolicy::Always,
-        leadex_config::FsyncMode::Never => FsyncPolicy::Never,
-    };
-    options.segment_bytes = config.storage.segment_bytes;
-    options.queue_capacity = config.storage.queue_capacity;
-    options
 }
 
 /// Builds everything and starts serving on `config.server.listen`.
@@ -65,50 +69,45 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         marketplace,
         ..
     } = loaded;
+    let marketplace = Arc::new(marketplace);
     let started = Instant::now();
     let engine = Arc::new(
         Engine::new(config.engine, &marketplace, Arc::new(SystemClock))
             .context("building the marketplace")?,
     );
-    let options = journal_options(&config);
-    let replay_engine = engine.clone();
-    let (journal, replayed) = tokio::task::spawn_blocking(move || {
-        FileJournal::open(options, &mut |_lsn, event| replay_engine.apply(&event))
+    let (open_config, restore_engine) = (config.clone(), engine.clone());
+    let (storage, restored) = tokio::task::spawn_blocking(move || {
+        Storage::open(&open_config, &marketplace, &restore_engine)
     })
     .await
-    .context("journal task failed")?
-    .with_context(|| format!("opening the journal in {}", config.storage.path.display()))?;
-    let journal = Arc::new(journal);
+    .context("storage task failed")??;
+    let storage = Arc::new(storage);
     tracing::info!(
+        backend = ?config.storage.backend,
         campaigns = engine.snapshot().campaigns.len(),
-        events = replayed.events,
-        torn_bytes_cut = replayed.torn_bytes_cut,
+        snapshot = ?restored.snapshot,
+        events = restored.events,
+        torn_bytes_cut = restored.torn_bytes_cut,
+        restore_ms = restored.elapsed_ms,
         elapsed_ms = started.elapsed().as_millis() as u64,
-        "state restored from the journal"
+        "state restored"
     );
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    let gauges_journal = journal.clone();
+    let gauges_storage = storage.clone();
     let app = Arc::new(App {
         engine: engine.clone(),
-        journal: journal.clone(),
-        journal_gauges: Box::new(move || {
-            let s = gauges_journal.stats();
-            JournalGauges {
-                last_lsn: s.last_lsn,
-                fsyncs: s.fsyncs,
-                fsync_max_us: s.fsync_latency_us_max,
-                healthy: s.accepting,
-            }
-        }),
+        journal: storage.journal(),
+        journal_gauges: Box::new(move || gauges_storage.gauges()),
         metrics: Metrics::default(),
         settings: ServerSettings {
             body_limit_bytes: config.server.body_limit_bytes,
             request_timeout_ms: config.server.request_timeout_ms,
             header_read_timeout_ms: config.server.header_read_timeout_ms,
             max_connections: config.server.max_connections,
+            durable_wait_ms: config.storage.durable_wait_ms,
         },
     });
     let (stop, stop_rx) = watch::channel(false);
@@ -124,13 +123,30 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         }
     });
     let serving = tokio::spawn(serve(listener, app, stop_rx));
+    let (snapshotter_stop, stopped) = crossbeam_channel::bounded::<()>(0);
+    let interval = Duration::from_millis(config.storage.snapshot_interval_ms);
+    let snapshot_storage = storage.clone();
+    let snapshotter = std::thread::Builder::new()
+        .name("leadex-snapshot".into())
+        .spawn(move || {
+            // Wakes every interval until the sender is dropped (shutdown).
+            while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(interval)
+            {
+                let _ = snapshot_storage.checkpoint();
+            }
+        })
+        .context("starting the snapshot thread")?;
     tracing::info!(%addr, "leadex is serving");
     Ok(Running {
         addr,
         engine,
-        journal,
+        storage,
+        restored,
         stop,
         serving,
+        snapshotter: Some(snapshotter),
+        snapshotter_stop,
     })
 }
 

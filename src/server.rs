@@ -30,6 +30,8 @@ pub struct ServerSettings {
     pub header_read_timeout_ms: u64,
     /// Most concurrent connections.
     pub max_connections: usize,
+    /// Longest a post waits to learn its sale is durable, ms.
+    pub durable_wait_ms: u64,
 }
 
 /// Everything a request handler needs.
@@ -162,8 +164,11 @@ fn health(app: &App) -> Answer {
         ("degraded", StatusCode::SERVICE_UNAVAILABLE)
     };
     let body = format!(
-        "{{\"status\":\"{status}\",\"journal\":\"{}\",\"campaigns\":{},\"pending_pings\":{},\"journal_last_lsn\":{}}}",
+        "{{\"status\":\"{status}\",\"backend\":\"{}\",\"journal\":\"{}\",\"snapshots\":\"{}\",\"in_doubt\":{},\"campaigns\":{},\"pending_pings\":{},\"journal_last_lsn\":{}}}",
+        g.backend,
         if g.healthy { "ok" } else { "unavailable" },
+        if g.snapshots_ok { "ok" } else { "paused" },
+        g.in_doubt,
         snap.campaigns.len(),
         app.engine.pending_pings(),
         g.last_lsn
@@ -280,7 +285,16 @@ async fn seller_request(
             let ping = wire::parse_ping(&mut body)?;
             let answer = app.engine.ping(&seller, &ping).map_err(engine_error)?;
             if let Some(event) = answer.event.clone() {
-                if let Err(e) = app.journal.append(vec![event], None) {
+                let refused = app.journal.append(vec![event], None);
+                if let Err(JournalError::Unavailable(reason)) = &refused {
+                    // A broker outage: the price lock is held in memory
+                    // only (lost by a crash, when its post answers
+                    // `ping_not_found`); its post needs the journal anyway.
+                    app.metrics
+                        .pings_not_journaled
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::debug!(%reason, "journal unavailable; ping answered from memory");
+                } else if let Err(e) = refused {
                     app.engine.forget_ping(answer.ping_id);
                     app.metrics
                         .ping_journal_refusals
@@ -392,9 +406,26 @@ async fn durable_sale(
     let callback = Box::new(move |result: Result<u64, JournalError>| guard.finish(result));
     // If `append` refuses, it drops the callback, and the guard rolls back.
     let queued = app.journal.append(vec![event], Some(callback));
+    let wait = Duration::from_millis(app.settings.durable_wait_ms);
     let outcome = match queued {
         Err(e) => Err(e),
-        Ok(()) => rx.await.unwrap_or(Err(JournalError::Closed)),
+        Ok(()) => match tokio::time::timeout(wait, rx).await {
+            Ok(result) => result.unwrap_or(Err(JournalError::Closed)),
+            Err(_elapsed) => {
+                // The journal still owns the outcome (the guard commits or
+                // rolls back when it learns it); the seller is told the
+                // truth: not known to be stored.
+                app.metrics
+                    .post_durable_wait_expired
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%lead_id, wait_ms = app.settings.durable_wait_ms, "sale not confirmed durable in time; answered persistence_unavailable");
+                return Err(protocol_error(
+                    wire::ErrorCode::PersistenceUnavailable,
+                    "the sale is not confirmed stored yet; if it is stored it stands, \
+                     and re-posting this ping answers ping_already_used",
+                ));
+            }
+        },
     };
     match outcome {
         Ok(()) => {

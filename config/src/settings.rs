@@ -96,9 +96,73 @@ fn socket_addr<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr,
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StorageBackend {
-    /// Segment files in `storage.path` (the only backend today).
+    /// The embedded journal: segment files in `<storage.path>/journal`,
+    /// snapshots in `<storage.path>/snapshots`. Needs nothing else.
     #[default]
     File,
+    /// A Kafka topic holds the journal (`[storage.kafka]`), Redis holds the
+    /// snapshots (`[storage.redis]`).
+    Kafka,
+}
+
+/// `[storage.kafka]`: the Kafka journal (used when `backend = "kafka"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// Bootstrap brokers, `host:port[,host:port…]`. Required.
+    pub brokers: String,
+    /// Journal topic. Default `leadex.events`.
+    pub topic: String,
+    /// Partitions of the topic when leadex creates it; an existing topic
+    /// must have this many. Default 1 (one total order).
+    pub partitions: i32,
+    /// Replication factor when leadex creates the topic. Default 1; use 3
+    /// on a production cluster.
+    pub replication_factor: i32,
+    /// librdkafka `message.timeout.ms`: how long a record is retried before
+    /// its outcome is reconciled. Default 10000.
+    pub message_timeout_ms: u64,
+    /// With records in flight and no delivery for this long, the journal
+    /// counts as unavailable and posts are refused at once. Default 2000.
+    pub unavailable_after_ms: u64,
+    /// Extra librdkafka settings (SASL, TLS, …), passed through as given.
+    pub extra: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        KafkaConfig {
+            brokers: String::new(),
+            topic: "leadex.events".into(),
+            partitions: 1,
+            replication_factor: 1,
+            message_timeout_ms: 10_000,
+            unavailable_after_ms: 2_000,
+            extra: Default::default(),
+        }
+    }
+}
+
+/// `[storage.redis]`: where the Kafka backend keeps snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// `redis://host:port[/db]`. Required with the Kafka backend.
+    pub url: String,
+    /// Key prefix; snapshots live at `<prefix>:snapshot:*`. Default `leadex`.
+    pub key_prefix: String,
+    /// Longest one Redis operation may take, ms. Default 10000.
+    pub op_timeout_ms: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: String::new(),
+            key_prefix: "leadex".into(),
+            op_timeout_ms: 10_000,
+        }
+    }
 }
 
 /// When the journal forces its writes to stable storage.
@@ -119,7 +183,7 @@ pub enum FsyncMode {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Storage backend. Default and only value: `file`.
+    /// Storage backend: `file` (default) or `kafka`.
     pub backend: StorageBackend,
     /// Data directory; the journal lives in `<path>/journal`. Relative paths
     /// are relative to the process's working directory. Default `data`.
@@ -132,6 +196,17 @@ pub struct StorageConfig {
     /// Most append requests waiting for the journal writer; past it requests
     /// are refused as overloaded. Default 65536.
     pub queue_capacity: usize,
+    /// How often a snapshot is taken, ms (one is also taken at a clean
+    /// shutdown). Default 300000 (5 min); 1000 to 86400000.
+    pub snapshot_interval_ms: u64,
+    /// Longest a post waits to learn whether its sale is durable before it
+    /// is answered 503 `persistence_unavailable` (the sale's outcome then
+    /// follows the journal). Default 30000; 1000 to 600000.
+    pub durable_wait_ms: u64,
+    /// The Kafka journal.
+    pub kafka: KafkaConfig,
+    /// The Redis snapshot store.
+    pub redis: RedisConfig,
 }
 
 impl Default for StorageConfig {
@@ -142,6 +217,10 @@ impl Default for StorageConfig {
             fsync: FsyncMode::Always,
             segment_bytes: 64 * 1024 * 1024,
             queue_capacity: 65_536,
+            snapshot_interval_ms: 300_000,
+            durable_wait_ms: 30_000,
+            kafka: KafkaConfig::default(),
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -262,6 +341,60 @@ impl Config {
             1,
             QUEUE_CAPACITY_MAX,
         )?;
+        check_range(
+            "storage.snapshot_interval_ms",
+            st.snapshot_interval_ms,
+            1_000,
+            86_400_000,
+        )?;
+        check_range(
+            "storage.durable_wait_ms",
+            st.durable_wait_ms,
+            1_000,
+            600_000,
+        )?;
+        if st.backend == StorageBackend::Kafka {
+            if st.kafka.brokers.trim().is_empty() {
+                return Err(invalid(
+                    "storage.kafka.brokers",
+                    "is required with backend = \"kafka\" (e.g. \"kafka1:9092,kafka2:9092\")",
+                ));
+            }
+            if st.kafka.topic.trim().is_empty() {
+                return Err(invalid("storage.kafka.topic", "must not be empty"));
+            }
+            check_range("storage.kafka.partitions", st.kafka.partitions, 1, 10_000)?;
+            check_range(
+                "storage.kafka.replication_factor",
+                st.kafka.replication_factor,
+                1,
+                100,
+            )?;
+            check_range(
+                "storage.kafka.message_timeout_ms",
+                st.kafka.message_timeout_ms,
+                1_000,
+                600_000,
+            )?;
+            check_range(
+                "storage.kafka.unavailable_after_ms",
+                st.kafka.unavailable_after_ms,
+                100,
+                600_000,
+            )?;
+            if !st.redis.url.starts_with("redis://") && !st.redis.url.starts_with("rediss://") {
+                return Err(invalid(
+                    "storage.redis.url",
+                    "is required with backend = \"kafka\" (e.g. \"redis://127.0.0.1:6379\")",
+                ));
+            }
+            check_range(
+                "storage.redis.op_timeout_ms",
+                st.redis.op_timeout_ms,
+                100,
+                600_000,
+            )?;
+        }
         if self.log.level.trim().is_empty() {
             return Err(invalid("log.level", "must not be empty (e.g. \"info\")"));
         }

@@ -110,6 +110,26 @@ impl CampaignCounters {
         }
     }
 
+    /// The raw counter words: (spend, leads sold, period words), for state
+    /// images. Exact only while nothing charges concurrently.
+    pub fn raw(&self) -> (u64, u64, [u64; 8]) {
+        (
+            self.spent_cents.load(Ordering::Relaxed),
+            self.sold.load(Ordering::Relaxed),
+            std::array::from_fn(|slot| self.periods[slot].load(Ordering::Relaxed)),
+        )
+    }
+
+    /// Sets the raw counter words from a state image (restore, before
+    /// serving).
+    pub fn restore_raw(&self, spent_cents: u64, sold: u64, periods: &[u64; 8]) {
+        self.spent_cents.store(spent_cents, Ordering::Relaxed);
+        self.sold.store(sold, Ordering::Relaxed);
+        for (word, value) in self.periods.iter().zip(periods) {
+            word.store(*value, Ordering::Relaxed);
+        }
+    }
+
     /// Lifetime spend, cents.
     pub fn spent_cents(&self) -> u64 {
         self.spent_cents.load(Ordering::Relaxed)

@@ -19,6 +19,7 @@ use crate::counters::{CampaignCounters, Charge, CounterReading};
 use crate::event::{BidRecord, Event, LeadSold, PingIssued, SaleRecord};
 use crate::hash::stable_hash;
 use crate::ids::{BidId, LeadId, PingId};
+use crate::image::{BidImage, CounterImage, EngineImage, PendingImage, PhoneImage, SaleTotals};
 use crate::lead::{Lead, LeadAttributes, Ping, SaleType};
 use crate::localtime::LocalTime;
 use crate::snapshot::{CounterRegistry, Seller, Snapshot};
@@ -247,6 +248,10 @@ pub struct Engine {
     /// exclusive sale blocks every later sale of the phone, and a shared sale
     /// blocks a later exclusive one, within the buyers' dedupe windows.
     phone_sales: DashMap<u64, PhoneSales>,
+    /// Leads sold recently (committed or replayed), with the sale time, so
+    /// replay skips a `LeadSold` it has already applied (idempotent by
+    /// event id). Kept as long as pings are remembered; swept with them.
+    recent_leads: DashMap<LeadId, i64>,
     last_dedupe_sweep_ms: AtomicI64,
     id_epoch: u64,
     id_sequence: AtomicU64,
@@ -329,6 +334,7 @@ impl Engine {
             dedupe: DashMap::new(),
             sold_before_issue: DashMap::new(),
             phone_sales: DashMap::new(),
+            recent_leads: DashMap::new(),
             last_dedupe_sweep_ms: AtomicI64::new(0),
             id_epoch: h.finish(),
             id_sequence: AtomicU64::new(1),
@@ -825,6 +831,9 @@ impl Engine {
             // Release: pairs with the Acquire loads in `post` and `repeat_answer`.
             p.state.store(PING_USED, Ordering::Release);
         }
+        if let Event::LeadSold(sold) = &settlement.event {
+            self.recent_leads.insert(sold.lead_id, sold.sold_at_ms);
+        }
         self.count_sale(
             settlement
                 .sales
@@ -857,15 +866,22 @@ impl Engine {
         }
     }
 
-    /// Applies one journaled event (replay on start).
-    pub fn apply(&self, event: &Event) {
+    /// Applies one journaled event (replay on start, and the snapshotter).
+    ///
+    /// Idempotent by event id: a `PingIssued` whose ping is held and a
+    /// `LeadSold` whose lead was already applied or committed change
+    /// nothing, so a journal that holds an event twice (a producer retry)
+    /// or a tail that overlaps a snapshot replays exactly. Returns false
+    /// when the event changed nothing (a duplicate, or a ping already past
+    /// its memory window).
+    pub fn apply(&self, event: &Event) -> bool {
         let now = self.clock.now_ms();
         match event {
             Event::PingIssued(p) => {
                 if p.expires_at_ms + self.settings.expired_ping_memory_ms as i64 <= now
                     || self.pending.contains_key(&p.ping_id)
                 {
-                    return;
+                    return false;
                 }
                 let snap = self.snapshot.load();
                 let bids = p
@@ -897,8 +913,15 @@ impl Engine {
                     bids,
                     state: AtomicU8::new(state),
                 }));
+                true
             }
             Event::LeadSold(s) => {
+                match self.recent_leads.entry(s.lead_id) {
+                    Entry::Occupied(_) => return false,
+                    Entry::Vacant(v) => {
+                        v.insert(s.sold_at_ms);
+                    }
+                }
                 let snap = self.snapshot.load();
                 for sale in &s.sales {
                     let at = match snap.campaign_by_id(&sale.bid.campaign_id) {
@@ -947,6 +970,7 @@ impl Engine {
                         .iter()
                         .map(|x| (x.bid.buyer_price_cents, x.bid.seller_price_cents)),
                 );
+                true
             }
         }
     }
@@ -974,6 +998,7 @@ impl Engine {
         let horizon = now - self.settings.price_lock_ms as i64 - memory;
         self.sold_before_issue
             .retain(|_, sold_at| *sold_at > horizon);
+        self.recent_leads.retain(|_, sold_at| *sold_at > horizon);
         // Relaxed: only this control-plane task reads and writes it.
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
@@ -982,6 +1007,181 @@ impl Engine {
                 .retain(|_, p| p.exclusive_until_ms.max(p.shared_until_ms) > now);
         }
         removed
+    }
+
+    /// The whole state as a canonical image (see [`crate::image`]).
+    ///
+    /// Exact when no settlement is in flight: on an engine that only
+    /// replays (the snapshotter's), or after the journal has been flushed.
+    /// On a serving engine it is a fuzzy copy: a ping being settled is
+    /// imaged as open and its charges as made.
+    pub fn image(&self) -> EngineImage {
+        let mut counters = Vec::new();
+        self.counters.for_each(|id, c| {
+            let (spent_cents, sold, periods) = c.raw();
+            if spent_cents != 0 || sold != 0 || periods.iter().any(|w| *w != 0) {
+                counters.push(CounterImage {
+                    campaign_id: id.to_string(),
+                    spent_cents,
+                    sold,
+                    periods,
+                });
+            }
+        });
+        counters.sort_unstable_by(|a, b| a.campaign_id.cmp(&b.campaign_id));
+        let mut pending: Vec<PendingImage> = self
+            .pending
+            .iter()
+            .map(|e| {
+                let p = e.value();
+                PendingImage {
+                    id: p.id.0,
+                    seller_id: p.seller_id.to_string(),
+                    issued_at_ms: p.issued_at_ms,
+                    expires_at_ms: p.expires_at_ms,
+                    request_hash: p.request_hash,
+                    ping: p.ping.clone(),
+                    bids: p
+                        .bids
+                        .iter()
+                        .map(|b| BidImage {
+                            campaign_id: b.campaign_id.to_string(),
+                            buyer_id: b.buyer_id.to_string(),
+                            buyer_name: b.buyer_name.to_string(),
+                            sale_type: b.sale_type,
+                            buyer_price_cents: b.buyer_price_cents,
+                            seller_price_cents: b.seller_price_cents,
+                        })
+                        .collect(),
+                    // Acquire: pairs with the Release that marks a ping used.
+                    used: p.state.load(Ordering::Acquire) == PING_USED,
+                }
+            })
+            .collect();
+        pending.sort_unstable_by_key(|p| (p.expires_at_ms, p.id));
+        let mut dedupe: Vec<(u64, i64)> =
+            self.dedupe.iter().map(|e| (*e.key(), *e.value())).collect();
+        dedupe.sort_unstable();
+        let mut phone_sales: Vec<PhoneImage> = self
+            .phone_sales
+            .iter()
+            .map(|e| PhoneImage {
+                key: *e.key(),
+                exclusive_until_ms: e.value().exclusive_until_ms,
+                shared_until_ms: e.value().shared_until_ms,
+            })
+            .collect();
+        phone_sales.sort_unstable_by_key(|p| p.key);
+        let mut sold_before_issue: Vec<(u128, i64)> = self
+            .sold_before_issue
+            .iter()
+            .map(|e| (e.key().0, *e.value()))
+            .collect();
+        sold_before_issue.sort_unstable();
+        let mut recent_leads: Vec<(u128, i64)> = self
+            .recent_leads
+            .iter()
+            .map(|e| (e.key().0, *e.value()))
+            .collect();
+        recent_leads.sort_unstable();
+        // Relaxed: statistics; see `EngineStats`.
+        let totals = SaleTotals {
+            leads_sold: self.stats.leads_sold.load(Ordering::Relaxed),
+            sales: self.stats.sales.load(Ordering::Relaxed),
+            spend_cents: self.stats.spend_cents.load(Ordering::Relaxed),
+            payout_cents: self.stats.payout_cents.load(Ordering::Relaxed),
+        };
+        EngineImage {
+            counters,
+            pending,
+            dedupe,
+            phone_sales,
+            sold_before_issue,
+            recent_leads,
+            totals,
+        }
+    }
+
+    /// Loads a state image into a fresh engine (restore, before serving and
+    /// before the journal's tail is replayed). Pings past their memory
+    /// window and lapsed dedupe and exclusivity entries are left out, as
+    /// replay leaves them out, so restore-from-image and full replay agree.
+    pub fn restore_image(&self, image: &EngineImage) {
+        let now = self.clock.now_ms();
+        let memory = self.settings.expired_ping_memory_ms as i64;
+        for c in &image.counters {
+            self.counters.get_or_create(&c.campaign_id).restore_raw(
+                c.spent_cents,
+                c.sold,
+                &c.periods,
+            );
+        }
+        // The image lists pings by expiry, the order the sweeper expects.
+        for p in image
+            .pending
+            .iter()
+            .filter(|p| p.expires_at_ms + memory > now)
+        {
+            let state = if p.used { PING_USED } else { PING_OPEN };
+            self.hold(Arc::new(PendingPing {
+                id: PingId(p.id),
+                seller_id: Arc::from(p.seller_id.as_str()),
+                issued_at_ms: p.issued_at_ms,
+                expires_at_ms: p.expires_at_ms,
+                request_hash: p.request_hash,
+                ping: p.ping.clone(),
+                bids: p
+                    .bids
+                    .iter()
+                    .map(|b| PendingBid {
+                        campaign_id: Arc::from(b.campaign_id.as_str()),
+                        buyer_id: Arc::from(b.buyer_id.as_str()),
+                        buyer_name: Arc::from(b.buyer_name.as_str()),
+                        sale_type: b.sale_type,
+                        buyer_price_cents: b.buyer_price_cents,
+                        seller_price_cents: b.seller_price_cents,
+                    })
+                    .collect(),
+                state: AtomicU8::new(state),
+            }));
+        }
+        // Lapsed entries are left out, as replay leaves them out.
+        for (key, expires) in image.dedupe.iter().filter(|(_, e)| *e > now) {
+            self.dedupe.insert(*key, *expires);
+        }
+        let live = |p: &&PhoneImage| p.exclusive_until_ms.max(p.shared_until_ms) > now;
+        for p in image.phone_sales.iter().filter(live) {
+            self.phone_sales.insert(
+                p.key,
+                PhoneSales {
+                    exclusive_until_ms: p.exclusive_until_ms,
+                    shared_until_ms: p.shared_until_ms,
+                },
+            );
+        }
+        for (id, at) in &image.sold_before_issue {
+            self.sold_before_issue.insert(PingId(*id), *at);
+        }
+        for (id, at) in &image.recent_leads {
+            self.recent_leads.insert(LeadId(*id), *at);
+        }
+        // Relaxed: statistics, written before serving starts.
+        let t = &image.totals;
+        self.stats.leads_sold.store(t.leads_sold, Ordering::Relaxed);
+        self.stats.sales.store(t.sales, Ordering::Relaxed);
+        self.stats
+            .spend_cents
+            .store(t.spend_cents, Ordering::Relaxed);
+        self.stats
+            .payout_cents
+            .store(t.payout_cents, Ordering::Relaxed);
+    }
+
+    /// A stable 64-bit digest of the whole state ([`Engine::image`]): equal
+    /// states, equal digests, across processes and builds. For restore
+    /// checks and tests.
+    pub fn state_digest(&self) -> u64 {
+        stable_hash(&self.image())
     }
 
     /// Counter reading of a campaign now (spend, sold, cap use).
@@ -1534,6 +1734,89 @@ mod tests {
             e.direct_post(&s, &lead).unwrap(),
             DirectOutcome::Unsold("duplicate_lead")
         ));
+    }
+
+    /// Pings and sales (shared, exclusive, direct) on `e`; returns the events.
+    fn trade(e: &Engine, rounds: u8) -> Vec<Event> {
+        let s = e.seller_by_id("s1").unwrap();
+        let mut events = vec![];
+        for i in 0..rounds {
+            let mut p = ping();
+            p.attributes.age = Some(20 + i);
+            let a = e.ping(&s, &p).unwrap();
+            events.extend(a.event.clone());
+            if i % 3 != 1 {
+                let mut lead = lead_with_phone(&format!("21255502{i:02}"));
+                lead.ping = p;
+                let ids: Vec<_> = a.bids.iter().map(|b| b.bid_id).collect();
+                let st = e.post(&s, a.ping_id, &ids, &lead).unwrap();
+                e.commit(&st);
+                events.push(st.event.clone());
+            }
+        }
+        let mut lead = lead_with_phone("2125550377");
+        lead.ping.attributes.age = Some(77);
+        if let DirectOutcome::Sold(st) = e.direct_post(&s, &lead).unwrap() {
+            e.commit(&st);
+            events.push(st.event.clone());
+        }
+        events
+    }
+
+    #[test]
+    fn image_restore_plus_tail_equals_full_replay_and_the_live_state() {
+        let m = market(
+            &["a", "b"],
+            vec![
+                campaign("a1", "a", SaleType::Shared, 700),
+                campaign("b1", "b", SaleType::Shared, 600),
+            ],
+        );
+        let (live, clock) = engine(m.clone());
+        let events = trade(&live, 9);
+        assert!(events.len() > 10, "{}", events.len());
+        let at = clock.now_ms();
+        let replayed = |upto: usize, image: Option<&EngineImage>| {
+            let (r, c) = engine(m.clone());
+            c.set_ms(at);
+            if let Some(image) = image {
+                r.restore_image(image);
+            }
+            for ev in &events[upto..] {
+                assert!(r.apply(ev));
+            }
+            r
+        };
+        let full = replayed(0, None);
+        assert_eq!(full.image(), live.image());
+        assert_eq!(full.state_digest(), live.state_digest());
+        for cut in [0, 1, 5, events.len() - 1, events.len()] {
+            let (prefix, _) = engine(m.clone());
+            for ev in &events[..cut] {
+                prefix.apply(ev);
+            }
+            let restored = replayed(cut, Some(&prefix.image()));
+            assert_eq!(restored.image(), live.image(), "cut at {cut}");
+        }
+        // The digest sees a one-cent difference.
+        let (other, _) = engine(m);
+        other.restore_image(&live.image());
+        let mut image = other.image();
+        image.counters[0].spent_cents += 1;
+        assert_ne!(stable_hash(&image), live.state_digest());
+    }
+
+    #[test]
+    fn replay_is_idempotent_by_event_id() {
+        let m = market(&["a"], vec![campaign("a1", "a", SaleType::Shared, 700)]);
+        let (live, _) = engine(m.clone());
+        let events = trade(&live, 6);
+        let (r, _) = engine(m);
+        for ev in &events {
+            assert!(r.apply(ev));
+            assert!(!r.apply(ev), "a second copy must change nothing");
+        }
+        assert_eq!(r.image(), live.image());
     }
 
     #[test]

@@ -8,7 +8,22 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An insurance line of business. Campaigns and pings belong to exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(attr(allow(missing_docs)))]
 #[serde(rename_all = "snake_case")]
 pub enum Vertical {
     /// Personal auto.
@@ -74,7 +89,19 @@ pub const STATE_CODES: [&str; 51] = [
 ];
 
 /// A US state (or DC) as a dense index into [`STATE_CODES`].
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(attr(allow(missing_docs)))]
 pub struct UsState(u8);
 
 impl UsState {
@@ -126,7 +153,19 @@ impl<'de> Deserialize<'de> for UsState {
 }
 
 /// A five-digit US ZIP code stored as an integer (leading zeros kept by formatting).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(attr(allow(missing_docs)))]
 pub struct Zip(u32);
 
 impl Zip {
@@ -180,7 +219,8 @@ impl<'de> Deserialize<'de> for Zip {
 macro_rules! wire_enum {
     ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $wire:literal),+ $(,)? }) => {
         $(#[$m])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+        #[rkyv(attr(allow(missing_docs)))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vm])* $variant),+ }
 
@@ -233,7 +273,20 @@ wire_enum!(
 );
 
 /// Consent evidence (TCPA). Kept apart from PII; it survives erasure.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(attr(allow(missing_docs)))]
 pub struct Consent {
     /// The disclosure text the consumer agreed to.
     pub tcpa_text: Option<String>,
@@ -270,7 +323,19 @@ impl Consent {
 ///
 /// Strings are normalized by the protocol crate (trimmed; carriers and
 /// coverage types lower case).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(attr(allow(missing_docs)))]
 pub struct LeadAttributes {
     /// Line of business.
     pub vertical: Vertical,
@@ -367,7 +432,19 @@ impl LeadAttributes {
 }
 
 /// An anonymous lead offered for bids.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    rkyv::Archive,
+    rkyv::Serialize,
+    rkyv::Deserialize,
+)]
+#[rkyv(attr(allow(missing_docs)))]
 pub struct Ping {
     /// The lead's non-PII attributes.
     pub attributes: LeadAttributes,

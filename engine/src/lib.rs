@@ -32,6 +32,7 @@ pub mod clock;
 pub mod event;
 pub mod geo;
 pub mod ids;
+pub mod image;
 pub mod journal;
 pub mod lead;
 pub mod spec;

@@ -33,6 +33,13 @@ impl CounterRegistry {
             .or_default()
             .clone()
     }
+
+    /// Calls `visit` with every campaign's counters (in no order).
+    pub fn for_each(&self, mut visit: impl FnMut(&str, &CampaignCounters)) {
+        for entry in &self.by_campaign {
+            visit(entry.key(), entry.value());
+        }
+    }
 }
 
 /// A seller as the hot path sees it.

@@ -3,7 +3,7 @@
 use crate::error::PersistenceError;
 use crate::format;
 use crate::lock::DirectoryLock;
-use crate::scan::{self, ScanMode};
+use crate::scan::{self, LsnRange, ScanMode};
 use crate::segment::{self, ActiveSegment};
 use crate::writer::{Request, Shared, Writer, WriterSettings};
 use crate::JournalOptions;
@@ -70,11 +70,25 @@ impl FileJournal {
         options: JournalOptions,
         visit: &mut dyn FnMut(Lsn, Event),
     ) -> Result<(FileJournal, ReplayStats), PersistenceError> {
+        FileJournal::open_after(options, 0, visit)
+    }
+
+    /// Like [`FileJournal::open`], but replays only the events after LSN
+    /// `after` (what a snapshot covers); segments wholly at or before it
+    /// are not read. The journal must still hold every event after `after`
+    /// (else [`PersistenceError::Corrupt`]: a missing segment); an empty
+    /// journal directory continues at `after + 1`.
+    pub fn open_after(
+        options: JournalOptions,
+        after: Lsn,
+        visit: &mut dyn FnMut(Lsn, Event),
+    ) -> Result<(FileJournal, ReplayStats), PersistenceError> {
         options.validate()?;
         let dir = options.dir.clone();
         create_dir_durably(&dir)?;
         let lock = DirectoryLock::acquire(&dir)?;
-        let scan = scan::scan_directory(&dir, ScanMode::Repair, visit)?;
+        let range = LsnRange { after, upto: None };
+        let scan = scan::scan_directory(&dir, ScanMode::Repair, range, visit)?;
         let segment = match &scan.last_segment {
             Some(last) => ActiveSegment::reopen(&last.path, last.header, last.good_end_bytes)?,
             None => ActiveSegment::create(&dir, scan.next_lsn)?,
@@ -83,6 +97,10 @@ impl FileJournal {
         // Relaxed: a monitoring figure, stored before the writer thread exists
         // (spawning it orders this store before anything the writer does).
         shared.last_lsn.store(scan.next_lsn - 1, Ordering::Relaxed);
+        // Release: see `Shared::durable_lsn`; what replay read is on disk.
+        shared
+            .durable_lsn
+            .store(scan.next_lsn - 1, Ordering::Release);
         let settings = WriterSettings {
             dir: dir.clone(),
             fsync: options.fsync,
@@ -158,6 +176,37 @@ impl FileJournal {
     /// The journal directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Last LSN durable under the fsync policy: a snapshot may cover up to
+    /// here and read the files up to here beside the writer.
+    pub fn durable_lsn(&self) -> Lsn {
+        // Acquire: see `Shared::durable_lsn`.
+        self.shared.durable_lsn.load(Ordering::Acquire)
+    }
+
+    /// Deletes the segments whose every record is at or before LSN
+    /// `covered` (covered by a snapshot that restore can use). The active
+    /// segment is never deleted, so this needs no coordination with the
+    /// writer. Returns the number of segments deleted.
+    pub fn compact(&self, covered: Lsn) -> Result<usize, PersistenceError> {
+        let segments = scan::list_segments(&self.dir, ScanMode::ReadOnly)?;
+        let mut deleted = 0;
+        for pair in segments.windows(2) {
+            if pair[1].first_lsn > covered + 1 {
+                break;
+            }
+            std::fs::remove_file(&pair[0].path).map_err(PersistenceError::io(
+                "deleting a compacted segment",
+                &pair[0].path,
+            ))?;
+            deleted += 1;
+        }
+        if deleted > 0 {
+            segment::sync_dir(&self.dir)?;
+            tracing::info!(dir = %self.dir.display(), deleted, covered, "journal compacted behind a snapshot");
+        }
+        Ok(deleted)
     }
 }
 

@@ -159,6 +159,8 @@ mod reader;
 mod redis_store;
 mod scan;
 mod segment;
+pub mod snapshot;
+pub mod state;
 pub mod store;
 pub mod testing;
 mod writer;
@@ -169,7 +171,7 @@ pub use error::PersistenceError;
 pub use journal::{FileJournal, JournalStats};
 pub use reader::FileJournalReader;
 pub use redis_store::RedisSnapshotStore;
-pub use store::{SnapshotStore, StoredSnapshot};
+pub use store::{FileSnapshotStore, SnapshotStore, StoredSnapshot};
 
 // The engine's types that appear in this crate's signatures.
 pub use leadex_engine::journal::{Lsn, ReplayStats};

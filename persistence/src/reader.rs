@@ -1,7 +1,7 @@
 //! [`FileJournalReader`]: read-only replay, for tools and tests.
 
 use crate::error::PersistenceError;
-use crate::scan::{self, ScanMode};
+use crate::scan::{self, LsnRange, ScanMode};
 use leadex_engine::journal::{Lsn, ReplayStats};
 use leadex_engine::{Event, JournalError, JournalReader};
 use std::path::{Path, PathBuf};
@@ -38,7 +38,21 @@ impl FileJournalReader {
         &mut self,
         visit: &mut dyn FnMut(Lsn, Event),
     ) -> Result<ReplayStats, PersistenceError> {
-        Ok(scan::scan_directory(&self.dir, ScanMode::ReadOnly, visit)?.stats)
+        self.replay_range(0, None, visit)
+    }
+
+    /// Replays the records with LSNs in `after + 1 ..= upto` (`None`: to
+    /// the end). Segments wholly at or before `after` are not read. A
+    /// snapshotter reading beside the writer passes the LSN it knows is
+    /// durable as `upto`, so it never looks at bytes being written.
+    pub fn replay_range(
+        &mut self,
+        after: Lsn,
+        upto: Option<Lsn>,
+        visit: &mut dyn FnMut(Lsn, Event),
+    ) -> Result<ReplayStats, PersistenceError> {
+        let range = LsnRange { after, upto };
+        Ok(scan::scan_directory(&self.dir, ScanMode::ReadOnly, range, visit)?.stats)
     }
 
     /// The journal directory.

@@ -18,6 +18,18 @@ pub(crate) enum ScanMode {
     ReadOnly,
 }
 
+/// Which records a scan visits: LSNs in `after + 1 ..= upto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LsnRange {
+    /// Records up to this LSN are covered already (by a snapshot): whole
+    /// segments before it are not even read.
+    pub(crate) after: Lsn,
+    /// Stop after this LSN (a reader beside a writer stops at what it knows
+    /// is durable, and never looks at bytes being written); `None` = to the
+    /// end.
+    pub(crate) upto: Option<Lsn>,
+}
+
 /// A segment file found in the directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SegmentFile {
@@ -79,16 +91,37 @@ pub(crate) fn list_segments(
 pub(crate) fn scan_directory(
     dir: &Path,
     mode: ScanMode,
+    range: LsnRange,
     visit: &mut dyn FnMut(Lsn, Event),
 ) -> Result<DirectoryScan, PersistenceError> {
     let segments = list_segments(dir, mode)?;
     let mut stats = ReplayStats::default();
-    let mut next_lsn: Lsn = 1;
+    // Segments wholly covered by `range.after` (the next one starts at or
+    // before `after + 1`) are skipped unread; compaction deletes such
+    // segments once a snapshot covers them.
+    let skip = segments
+        .windows(2)
+        .take_while(|pair| pair[1].first_lsn <= range.after + 1)
+        .count();
+    // The first segment read must start at or before the first LSN wanted
+    // (if it starts later, the check in the loop reports the gap). An empty
+    // journal continues after what the caller has covered.
+    let mut next_lsn: Lsn = match segments.get(skip) {
+        Some(first) => first.first_lsn.min(range.after + 1),
+        None => range.after + 1,
+    };
     let mut last_segment = None;
-    for (index, segment) in segments.iter().enumerate() {
-        // No retention deletes old segments yet, so the journal must start at
-        // LSN 1 and every segment must continue where the previous one ended:
-        // a gap is a lost segment, that is lost sales.
+    let mut torn_bytes_cut = 0;
+    let mut visit_in_range = |lsn: Lsn, event: Event| {
+        if lsn > range.after && range.upto.is_none_or(|upto| lsn <= upto) {
+            stats.events += 1;
+            visit(lsn, event);
+        }
+    };
+    for (index, segment) in segments.iter().enumerate().skip(skip) {
+        // Every segment must continue where the previous one ended, and the
+        // first one read must start at or before the first LSN wanted: a gap
+        // is a lost segment, that is lost sales.
         if segment.first_lsn != next_lsn {
             return Err(PersistenceError::Corrupt {
                 segment: segment.path.clone(),
@@ -103,15 +136,24 @@ pub(crate) fn scan_directory(
         let is_last = index + 1 == segments.len();
         let bytes = std::fs::read(&segment.path)
             .map_err(PersistenceError::io("reading segment", &segment.path))?;
-        let scan = scan_segment(&segment.path, &bytes, segment.first_lsn, is_last, visit)?;
+        let scan = scan_segment(
+            &segment.path,
+            &bytes,
+            segment.first_lsn,
+            is_last,
+            range.upto,
+            &mut visit_in_range,
+        )?;
         next_lsn += scan.records;
-        stats.events += scan.records;
+        if range.upto.is_some_and(|upto| next_lsn > upto) {
+            break;
+        }
         if let Some(torn) = &scan.torn {
             assert!(
                 is_last,
                 "invariant: only the last segment may end in a torn record"
             );
-            stats.torn_bytes_cut = torn.bytes;
+            torn_bytes_cut = torn.bytes;
             match mode {
                 ScanMode::Repair => {
                     tracing::warn!(
@@ -138,6 +180,7 @@ pub(crate) fn scan_directory(
             good_end_bytes: scan.good_end_bytes,
         });
     }
+    stats.torn_bytes_cut = torn_bytes_cut;
     Ok(DirectoryScan {
         stats,
         next_lsn,
@@ -162,12 +205,14 @@ pub(crate) struct SegmentScan {
     pub(crate) torn: Option<TornTail>,
 }
 
-/// Checks and visits the records of one segment's `bytes`.
+/// Checks and visits the records of one segment's `bytes`, stopping after
+/// LSN `upto` when given (the bytes after it are not looked at).
 pub(crate) fn scan_segment(
     path: &Path,
     bytes: &[u8],
     first_lsn: Lsn,
     is_last: bool,
+    upto: Option<Lsn>,
     visit: &mut dyn FnMut(Lsn, Event),
 ) -> Result<SegmentScan, PersistenceError> {
     let corrupt = |offset: usize, reason: String| PersistenceError::Corrupt {
@@ -189,6 +234,14 @@ pub(crate) fn scan_segment(
     let mut records: u64 = 0;
     // Bounded: every iteration consumes at least one whole record or returns.
     while offset < bytes.len() {
+        if upto.is_some_and(|upto| first_lsn + records > upto) {
+            return Ok(SegmentScan {
+                header,
+                records,
+                good_end_bytes: offset as u64,
+                torn: None,
+            });
+        }
         match format::parse_record(&bytes[offset..], header.salt) {
             Ok(record) => {
                 let event =
@@ -285,9 +338,14 @@ mod tests {
         is_last: bool,
     ) -> (Result<SegmentScan, PersistenceError>, Vec<(Lsn, Event)>) {
         let mut seen = vec![];
-        let result = scan_segment(Path::new("s.ldxj"), bytes, 1, is_last, &mut |lsn, event| {
-            seen.push((lsn, event))
-        });
+        let result = scan_segment(
+            Path::new("s.ldxj"),
+            bytes,
+            1,
+            is_last,
+            None,
+            &mut |lsn, event| seen.push((lsn, event)),
+        );
         (result, seen)
     }
 

@@ -35,6 +35,12 @@ pub(crate) struct Shared {
     pub(crate) batches_written: AtomicU64,
     pub(crate) fsyncs: AtomicU64,
     pub(crate) last_lsn: AtomicU64,
+    /// Last LSN durable under the policy (synced; or written, under
+    /// `FsyncPolicy::Never`). Unlike the figures around it this one is read
+    /// for correctness, by a snapshotter that then reads the files up to
+    /// it: stored with `Release` after the bytes were written (and synced),
+    /// loaded with `Acquire`, so the reader's reads come after the write.
+    pub(crate) durable_lsn: AtomicU64,
     pub(crate) fsync_latency_us_last: AtomicU64,
     pub(crate) fsync_latency_us_max: AtomicU64,
     pub(crate) fsync_latency_us_total: AtomicU64,
@@ -264,6 +270,10 @@ impl Writer {
                     .fetch_add(self.buffer.len() as u64, Ordering::Relaxed);
                 self.shared.batches_written.fetch_add(1, Ordering::Relaxed);
                 self.shared.last_lsn.store(last_lsn, Ordering::Relaxed);
+                if !self.unsynced || self.settings.fsync == FsyncPolicy::Never {
+                    // Release: see `Shared::durable_lsn`.
+                    self.shared.durable_lsn.store(last_lsn, Ordering::Release);
+                }
             }
             Err(error) => {
                 let message = format!("appending to {}: {error}", self.segment.path.display());
@@ -374,6 +384,11 @@ impl Writer {
         self.segment.file.sync_data()?;
         let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.unsynced = false;
+        // Release: see `Shared::durable_lsn`. In `write_batch` this runs
+        // before `next_lsn` moves on, which then stores the batch's LSN.
+        self.shared
+            .durable_lsn
+            .store(self.next_lsn - 1, Ordering::Release);
         // Relaxed: monitoring figures that publish no other data.
         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.shared

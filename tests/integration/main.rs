@@ -5,4 +5,5 @@
 mod concurrency;
 mod crash;
 mod flow;
+mod snapshots;
 mod support;

@@ -1,0 +1,179 @@
+//! Restore and checkpoint: the engine's state from a snapshot plus the
+//! journal's tail, and new snapshots built beside the hot path.
+//!
+//! **Restore** ([`newest_snapshot`] then the journal's own open-and-replay
+//! from the snapshot's position): the newest snapshot that passes every
+//! check is loaded into a fresh engine; one that fails is reported and the
+//! next older one is tried; with none usable, the whole journal is
+//! replayed. Replay is idempotent by event id (`Engine::apply`), so the
+//! only requirement on the journal is that it still holds everything after
+//! the snapshot's position.
+//!
+//! **Checkpoint** ([`checkpoint`]) never touches the serving engine: it
+//! builds a *second* engine from the newest snapshot, replays the journal
+//! from that snapshot's position up to what is durable now, images it, and
+//! stores the image with that position. Because the image comes only from
+//! durable journal events applied in order, it is exact by construction:
+//! no settlement in flight on the hot path can leak into it, and nothing on
+//! the hot path waits for it. Its cost is a second copy of the state in
+//! memory while it runs and the CPU of a restore. The file journal is then
+//! compacted behind the *older* of the two snapshots kept, so a corrupt
+//! newest snapshot still has a snapshot and a complete tail to fall back
+//! on.
+
+use crate::error::PersistenceError;
+use crate::snapshot::{self, SnapshotContents};
+use crate::store::SnapshotStore;
+use crate::{FileJournal, FileJournalReader};
+use leadex_engine::journal::{Lsn, ReplayStats};
+use leadex_engine::{Engine, Event, JournalPosition};
+use std::time::Instant;
+
+/// A journal seen as a source of ordered events between positions.
+pub trait JournalSource: Send + Sync {
+    /// The position before the first event.
+    fn start_position(&self) -> JournalPosition;
+    /// Everything before this position is durable and readable now.
+    fn durable_position(&self) -> Result<JournalPosition, PersistenceError>;
+    /// Visits the events from `from` (inclusive) to `to` (exclusive), in
+    /// order.
+    fn read_range(
+        &self,
+        from: &JournalPosition,
+        to: &JournalPosition,
+        visit: &mut dyn FnMut(Lsn, Event),
+    ) -> Result<ReplayStats, PersistenceError>;
+    /// Lets the journal drop what `covered` covers (a snapshot that restore
+    /// can fall back on holds it). Default: keep everything.
+    fn compact(&self, covered: &JournalPosition) -> Result<(), PersistenceError> {
+        let _ = covered;
+        Ok(())
+    }
+    /// True when `position` is this journal's kind of position.
+    fn owns(&self, position: &JournalPosition) -> bool;
+}
+
+fn file_lsn(position: &JournalPosition) -> Result<Lsn, PersistenceError> {
+    match position {
+        JournalPosition::File { last_lsn } => Ok(*last_lsn),
+        other => Err(PersistenceError::InvalidOptions {
+            reason: format!("a file journal cannot read from {other:?}"),
+        }),
+    }
+}
+
+impl JournalSource for FileJournal {
+    fn start_position(&self) -> JournalPosition {
+        JournalPosition::File { last_lsn: 0 }
+    }
+
+    fn durable_position(&self) -> Result<JournalPosition, PersistenceError> {
+        Ok(JournalPosition::File {
+            last_lsn: self.durable_lsn(),
+        })
+    }
+
+    fn read_range(
+        &self,
+        from: &JournalPosition,
+        to: &JournalPosition,
+        visit: &mut dyn FnMut(Lsn, Event),
+    ) -> Result<ReplayStats, PersistenceError> {
+        let (after, upto) = (file_lsn(from)?, file_lsn(to)?);
+        FileJournalReader::open(self.dir())?.replay_range(after, Some(upto), visit)
+    }
+
+    fn compact(&self, covered: &JournalPosition) -> Result<(), PersistenceError> {
+        FileJournal::compact(self, file_lsn(covered)?).map(|_| ())
+    }
+
+    fn owns(&self, position: &JournalPosition) -> bool {
+        matches!(position, JournalPosition::File { .. })
+    }
+}
+
+/// The newest stored snapshot that passes every check and whose position
+/// `owns` accepts (the backend's kind of journal), and a description of each one rejected on
+/// the way (for logs and metrics).
+pub fn newest_snapshot(
+    store: &dyn SnapshotStore,
+    owns: &dyn Fn(&JournalPosition) -> bool,
+) -> Result<(Option<SnapshotContents>, Vec<String>), PersistenceError> {
+    let mut rejected = Vec::new();
+    for stored in store.list()? {
+        match snapshot::decode(&stored.location, &stored.bytes) {
+            Ok(contents) if owns(&contents.position) => return Ok((Some(contents), rejected)),
+            Ok(contents) => rejected.push(format!(
+                "snapshot {} covers {:?}, not this backend's journal",
+                stored.location, contents.position
+            )),
+            Err(error) => rejected.push(error.to_string()),
+        }
+    }
+    Ok((None, rejected))
+}
+
+/// What a checkpoint did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    /// The position the new snapshot covers.
+    pub position: JournalPosition,
+    /// Events replayed on top of the previous snapshot.
+    pub events: u64,
+    /// Size of the stored snapshot, bytes.
+    pub bytes: usize,
+    /// Wall time, ms.
+    pub elapsed_ms: u64,
+}
+
+/// Builds and stores a new snapshot (see the module docs). `fresh_engine`
+/// makes an empty engine over the marketplace in force; `marketplace` is
+/// its encoding ([`snapshot::encode_marketplace`]). Returns `None` when
+/// nothing was journaled since the newest snapshot.
+pub fn checkpoint(
+    fresh_engine: &dyn Fn() -> Engine,
+    marketplace: &[u8],
+    store: &dyn SnapshotStore,
+    source: &dyn JournalSource,
+) -> Result<Option<Checkpoint>, PersistenceError> {
+    let started = Instant::now();
+    let to = source.durable_position()?;
+    let (base, rejected) = newest_snapshot(store, &|p| source.owns(p))?;
+    for reason in &rejected {
+        tracing::warn!(%reason, "snapshot unusable; checkpointing from an older one");
+    }
+    let from = base
+        .as_ref()
+        .map_or_else(|| source.start_position(), |b| b.position.clone());
+    if base.is_some() && from == to {
+        return Ok(None);
+    }
+    let engine = fresh_engine();
+    if let Some(base) = &base {
+        engine.restore_image(&base.engine);
+    }
+    let stats = source.read_range(&from, &to, &mut |_lsn, event| {
+        engine.apply(&event);
+    })?;
+    let contents = SnapshotContents {
+        position: to.clone(),
+        taken_at_ms: engine.now_ms(),
+        marketplace: marketplace.to_vec(),
+        engine: engine.image(),
+    };
+    drop(engine);
+    let bytes = snapshot::encode(&contents)?;
+    store.put(&bytes)?;
+    // Restore can fall back to `from` (the base snapshot, or the start) if
+    // the new snapshot turns out unusable, so only what is before `from`
+    // may go. With an unusable newest snapshot, keep everything.
+    if base.is_some() && rejected.is_empty() {
+        source.compact(&from)?;
+    }
+    Ok(Some(Checkpoint {
+        position: to,
+        events: stats.events,
+        bytes: bytes.len(),
+        elapsed_ms: started.elapsed().as_millis() as u64,
+    }))
+}

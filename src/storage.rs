@@ -1,0 +1,242 @@
+//! Storage wiring: the configured backend's journal and snapshot store,
+//! restore on start (newest usable snapshot + the journal's tail), and the
+//! snapshots taken periodically and at a clean shutdown.
+//!
+//! | backend | journal | snapshots |
+//! | --- | --- | --- |
+//! | `file` (default) | segment files in `<path>/journal` | files in `<path>/snapshots` |
+//! | `kafka` | a Kafka topic (`[storage.kafka]`) | Redis (`[storage.redis]`) |
+//!
+//! Snapshots are built beside the hot path from the journal alone (see
+//! `leadex_persistence::state`); a failing snapshot store pauses snapshots
+//! with a warning and serving goes on.
+
+use crate::metrics::JournalGauges;
+use anyhow::Context;
+use leadex_config::{Config, StorageBackend};
+use leadex_engine::spec::MarketplaceSpec;
+use leadex_engine::{Engine, Journal, JournalPosition, SystemClock};
+use leadex_persistence::snapshot::encode_marketplace;
+use leadex_persistence::state::{self, Checkpoint, JournalSource};
+use leadex_persistence::{
+    FileJournal, FileSnapshotStore, FsyncPolicy, JournalOptions, SnapshotStore,
+};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// How restore went, for the start-up log line and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// The snapshot restore started from (`None`: full replay).
+    pub snapshot: Option<JournalPosition>,
+    /// Snapshots that failed their checks and were skipped.
+    pub rejected: Vec<String>,
+    /// Journal events replayed after the snapshot.
+    pub events: u64,
+    /// Bytes of a torn journal tail cut (file backend).
+    pub torn_bytes_cut: u64,
+    /// Wall time of the restore, ms.
+    pub elapsed_ms: u64,
+}
+
+/// Snapshot figures; `Relaxed` throughout: monitoring values.
+#[derive(Debug, Default)]
+struct SnapshotStats {
+    taken: AtomicU64,
+    failures: AtomicU64,
+    last_bytes: AtomicU64,
+    last_elapsed_ms: AtomicU64,
+    /// False while snapshots fail (store unreachable): "paused".
+    ok: AtomicBool,
+}
+
+enum Backend {
+    File(Arc<FileJournal>),
+}
+
+/// The storage of a running server.
+pub struct Storage {
+    backend: Backend,
+    store: Arc<dyn SnapshotStore>,
+    marketplace: Vec<u8>,
+    fresh_engine: Box<dyn Fn() -> Engine + Send + Sync>,
+    stats: SnapshotStats,
+    /// One checkpoint at a time (the periodic one and the final one).
+    checkpointing: Mutex<()>,
+}
+
+fn journal_options(config: &Config) -> JournalOptions {
+    let mut options = JournalOptions::new(config.storage.path.join("journal"));
+    options.fsync = match config.storage.fsync {
+        leadex_config::FsyncMode::Always => FsyncPolicy::Always,
+        leadex_config::FsyncMode::Never => FsyncPolicy::Never,
+    };
+    options.segment_bytes = config.storage.segment_bytes;
+    options.queue_capacity = config.storage.queue_capacity;
+    options
+}
+
+impl Storage {
+    /// Opens the backend and restores `engine` (fresh, not yet serving):
+    /// the newest usable snapshot, then the journal after it. Blocking.
+    pub fn open(
+        config: &Config,
+        market: &MarketplaceSpec,
+        engine: &Arc<Engine>,
+    ) -> anyhow::Result<(Storage, RestoreReport)> {
+        let started = Instant::now();
+        let marketplace = encode_marketplace(market);
+        let (settings, market_copy) = (config.engine, market.clone());
+        let fresh_engine: Box<dyn Fn() -> Engine + Send + Sync> = Box::new(move || {
+            Engine::new(settings, &market_copy, Arc::new(SystemClock))
+                .expect("invariant: the marketplace compiled once already")
+        });
+        match config.storage.backend {
+            StorageBackend::File => {
+                let store: Arc<dyn SnapshotStore> = Arc::new(FileSnapshotStore::open(
+                    config.storage.path.join("snapshots"),
+                )?);
+                let (snapshot, rejected) = load_snapshot(&*store, engine, &marketplace, |p| {
+                    matches!(p, JournalPosition::File { .. })
+                })?;
+                let after = match &snapshot {
+                    Some(JournalPosition::File { last_lsn }) => *last_lsn,
+                    _ => 0,
+                };
+                let options = journal_options(config);
+                let (journal, replayed) = FileJournal::open_after(options, after, &mut |_, e| {
+                    engine.apply(&e);
+                })
+                .with_context(|| {
+                    format!("opening the journal in {}", config.storage.path.display())
+                })?;
+                let report = RestoreReport {
+                    snapshot,
+                    rejected,
+                    events: replayed.events,
+                    torn_bytes_cut: replayed.torn_bytes_cut,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                };
+                let storage = Storage {
+                    backend: Backend::File(Arc::new(journal)),
+                    store,
+                    marketplace,
+                    fresh_engine,
+                    stats: SnapshotStats::default(),
+                    checkpointing: Mutex::new(()),
+                };
+                storage.stats.ok.store(true, Ordering::Relaxed);
+                Ok((storage, report))
+            }
+            StorageBackend::Kafka => anyhow::bail!("the kafka backend is not wired yet"),
+        }
+    }
+
+    /// The journal the server appends to.
+    pub fn journal(&self) -> Arc<dyn Journal> {
+        match &self.backend {
+            Backend::File(j) => j.clone(),
+        }
+    }
+
+    fn source(&self) -> &dyn JournalSource {
+        match &self.backend {
+            Backend::File(j) => &**j,
+        }
+    }
+
+    /// Figures for `/metrics` and `/healthz`.
+    pub fn gauges(&self) -> JournalGauges {
+        // Relaxed: monitoring figures.
+        let snapshots = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut g = JournalGauges {
+            snapshots_taken: snapshots(&self.stats.taken),
+            snapshot_failures: snapshots(&self.stats.failures),
+            snapshot_last_bytes: snapshots(&self.stats.last_bytes),
+            snapshot_last_ms: snapshots(&self.stats.last_elapsed_ms),
+            snapshots_ok: self.stats.ok.load(Ordering::Relaxed),
+            ..JournalGauges::default()
+        };
+        match &self.backend {
+            Backend::File(j) => {
+                let s = j.stats();
+                g.backend = "file";
+                g.last_lsn = s.last_lsn;
+                g.fsyncs = s.fsyncs;
+                g.fsync_max_us = s.fsync_latency_us_max;
+                g.healthy = s.accepting;
+            }
+        }
+        g
+    }
+
+    /// Takes a snapshot now (blocking; see `leadex_persistence::state`).
+    /// A failure is counted, logged and returned; serving is unaffected.
+    pub fn checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
+        let _one = self.checkpointing.lock();
+        let result = state::checkpoint(
+            &*self.fresh_engine,
+            &self.marketplace,
+            &*self.store,
+            self.source(),
+        );
+        // Relaxed: monitoring figures.
+        match &result {
+            Ok(Some(c)) => {
+                self.stats.taken.fetch_add(1, Ordering::Relaxed);
+                self.stats
+                    .last_bytes
+                    .store(c.bytes as u64, Ordering::Relaxed);
+                self.stats
+                    .last_elapsed_ms
+                    .store(c.elapsed_ms, Ordering::Relaxed);
+                if !self.stats.ok.swap(true, Ordering::Relaxed) {
+                    tracing::info!(store = %self.store.describe(), "snapshots resumed");
+                }
+                tracing::info!(position = ?c.position, events = c.events, bytes = c.bytes, elapsed_ms = c.elapsed_ms, "snapshot taken");
+            }
+            Ok(None) => {}
+            Err(error) => {
+                self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                self.stats.ok.store(false, Ordering::Relaxed);
+                tracing::warn!(store = %self.store.describe(), %error, "snapshot failed; snapshots paused, serving continues");
+            }
+        }
+        result.map_err(anyhow::Error::from)
+    }
+
+    /// Stops the journal: no more appends, everything queued written and
+    /// made durable, every callback called. Blocking.
+    pub fn shutdown_journal(&self) {
+        match &self.backend {
+            Backend::File(j) => j.shutdown(),
+        }
+    }
+}
+
+/// Loads the newest usable snapshot into `engine`; returns its position
+/// and the snapshots rejected on the way.
+fn load_snapshot(
+    store: &dyn SnapshotStore,
+    engine: &Engine,
+    marketplace: &[u8],
+    owns: impl Fn(&JournalPosition) -> bool,
+) -> anyhow::Result<(Option<JournalPosition>, Vec<String>)> {
+    let (snapshot, rejected) = state::newest_snapshot(store, &owns)
+        .with_context(|| format!("reading snapshots from {}", store.describe()))?;
+    for reason in &rejected {
+        tracing::error!(%reason, "snapshot unusable; falling back to an older one or to a full replay");
+    }
+    let Some(snapshot) = snapshot else {
+        return Ok((None, rejected));
+    };
+    if snapshot.marketplace != marketplace {
+        tracing::info!(
+            "the marketplace changed since the snapshot; counters carry over by campaign id"
+        );
+    }
+    engine.restore_image(&snapshot.engine);
+    Ok((Some(snapshot.position), rejected))
+}
