@@ -350,6 +350,7 @@ mod tests {
             bytes,
             1,
             is_last,
+            0,
             None,
             &mut |lsn, event| seen.push((lsn, event)),
         );
