@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum PersistenceError {
     /// The options are out of bounds.
-    #[error("invalid journal options: {reason}")]
+    #[error("invalid persistence options: {reason}")]
     InvalidOptions {
         /// Which bound, and the value given.
         reason: String,

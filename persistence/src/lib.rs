@@ -170,7 +170,7 @@ use std::path::{Path, PathBuf};
 pub use error::PersistenceError;
 pub use journal::{FileJournal, JournalStats};
 pub use reader::FileJournalReader;
-pub use redis_store::RedisSnapshotStore;
+pub use redis_store::{RedisSnapshotStore, RedisStoreStats};
 pub use store::{FileSnapshotStore, SnapshotStore, StoredSnapshot};
 
 // The engine's types that appear in this crate's signatures.

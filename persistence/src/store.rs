@@ -23,7 +23,9 @@ pub struct StoredSnapshot {
 pub trait SnapshotStore: Send + Sync + 'static {
     /// Stores `bytes` as the newest snapshot, atomically (a reader sees the
     /// old newest or the new one, never a mix); the previous newest becomes
-    /// the fallback and any older one is dropped.
+    /// the fallback and any older one is dropped. Putting bytes equal to the
+    /// newest may change nothing (a retried put must not push the fallback
+    /// out with a second copy).
     fn put(&self, bytes: &[u8]) -> Result<(), PersistenceError>;
 
     /// The stored snapshots, newest first (at most two). A snapshot that
