@@ -294,6 +294,14 @@ impl Metrics {
             "Sales whose durability is being reconciled with the broker.",
             journal.in_doubt,
         );
+        let _ = writeln!(
+            out,
+            "# HELP leadex_journal_reconciled_total Sales in doubt settled by reading the topic, by outcome.\n\
+             # TYPE leadex_journal_reconciled_total counter\n\
+             leadex_journal_reconciled_total{{outcome=\"stored\"}} {}\n\
+             leadex_journal_reconciled_total{{outcome=\"absent\"}} {}",
+            journal.reconciled_stored, journal.reconciled_absent
+        );
         counter(
             &mut out,
             "leadex_snapshots_total",
@@ -345,6 +353,10 @@ pub struct JournalGauges {
     pub last_lsn: u64,
     /// Sales whose durability is being reconciled (Kafka).
     pub in_doubt: u64,
+    /// Sales in doubt that reconciliation found stored (Kafka).
+    pub reconciled_stored: u64,
+    /// Sales in doubt that reconciliation found absent (Kafka).
+    pub reconciled_absent: u64,
     /// Snapshots taken since start.
     pub snapshots_taken: u64,
     /// Snapshot attempts that failed.

@@ -76,8 +76,9 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             .context("building the marketplace")?,
     );
     let (open_config, restore_engine) = (config.clone(), engine.clone());
+    let runtime = tokio::runtime::Handle::current();
     let (storage, restored) = tokio::task::spawn_blocking(move || {
-        Storage::open(&open_config, &marketplace, &restore_engine)
+        Storage::open(&open_config, &marketplace, &restore_engine, runtime)
     })
     .await
     .context("storage task failed")??;

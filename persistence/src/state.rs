@@ -177,3 +177,78 @@ pub fn checkpoint(
         elapsed_ms: started.elapsed().as_millis() as u64,
     }))
 }
+
+impl JournalSource for crate::kafka::KafkaJournal {
+    fn start_position(&self) -> JournalPosition {
+        JournalPosition::Kafka {
+            next_offsets: vec![0; self.options().partitions as usize],
+        }
+    }
+
+    fn durable_position(&self) -> Result<JournalPosition, PersistenceError> {
+        // Under acks=all the end of a partition is what is stored on every
+        // in-sync replica.
+        self.position()
+    }
+
+    fn read_range(
+        &self,
+        from: &JournalPosition,
+        to: &JournalPosition,
+        visit: &mut dyn FnMut(Lsn, Event),
+    ) -> Result<ReplayStats, PersistenceError> {
+        crate::kafka::read_range(self.options(), from, to, visit)
+    }
+
+    fn owns(&self, position: &JournalPosition) -> bool {
+        matches!(position, JournalPosition::Kafka { next_offsets }
+            if next_offsets.len() == self.options().partitions as usize)
+    }
+}
+
+/// A snapshot store reached lazily: connects on first use and again after
+/// a failure to connect, so a store that is down when the server starts
+/// (Redis unreachable) only pauses snapshots until it is back.
+pub struct LazyStore<S> {
+    connect: Box<dyn Fn() -> Result<S, PersistenceError> + Send + Sync>,
+    store: parking_lot::Mutex<Option<std::sync::Arc<S>>>,
+    describe: String,
+}
+
+impl<S: SnapshotStore> LazyStore<S> {
+    /// A store that `connect` reaches; `describe` names it for logs.
+    pub fn new(
+        describe: String,
+        connect: impl Fn() -> Result<S, PersistenceError> + Send + Sync + 'static,
+    ) -> LazyStore<S> {
+        LazyStore {
+            connect: Box::new(connect),
+            store: parking_lot::Mutex::new(None),
+            describe,
+        }
+    }
+
+    fn get(&self) -> Result<std::sync::Arc<S>, PersistenceError> {
+        let mut slot = self.store.lock();
+        if let Some(s) = &*slot {
+            return Ok(s.clone());
+        }
+        let s = std::sync::Arc::new((self.connect)()?);
+        *slot = Some(s.clone());
+        Ok(s)
+    }
+}
+
+impl<S: SnapshotStore> SnapshotStore for LazyStore<S> {
+    fn put(&self, bytes: &[u8]) -> Result<(), PersistenceError> {
+        self.get()?.put(bytes)
+    }
+
+    fn list(&self) -> Result<Vec<crate::StoredSnapshot>, PersistenceError> {
+        self.get()?.list()
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}

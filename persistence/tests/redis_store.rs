@@ -4,9 +4,9 @@
 //!
 //! Run through the harness, which starts Redis and sets the variables:
 //! `scripts/services cargo test -p leadex-persistence --test redis_store`.
-//! `LEADEX_TEST_REDIS_URL` names the shared server (each test uses its own
+//! `TEST_LEADEX_REDIS_URL` names the shared server (each test uses its own
 //! key prefix and deletes its keys); the outage tests start their own
-//! server from `LEADEX_TEST_REDIS_SERVER`, since they stop it. Without the
+//! server from `TEST_LEADEX_REDIS_SERVER`, since they stop it. Without the
 //! variables the tests fail: a skipped test would pass without testing.
 
 use leadex_persistence::{PersistenceError, RedisSnapshotStore, SnapshotStore};
@@ -36,7 +36,7 @@ fn env_or_fail(name: &str, what: &str) -> String {
 }
 
 fn shared_redis_url() -> String {
-    env_or_fail("LEADEX_TEST_REDIS_URL", "the Redis server the tests use")
+    env_or_fail("TEST_LEADEX_REDIS_URL", "the Redis server the tests use")
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -91,7 +91,7 @@ fn shared_store(
         runtime.handle().clone(),
         op_timeout,
     )
-    .unwrap_or_else(|error| panic!("cannot connect to LEADEX_TEST_REDIS_URL={url}: {error}"));
+    .unwrap_or_else(|error| panic!("cannot connect to TEST_LEADEX_REDIS_URL={url}: {error}"));
     let keys = vec![
         store.newest_key().to_owned(),
         store.previous_key().to_owned(),
@@ -281,7 +281,7 @@ struct OwnRedis {
 impl OwnRedis {
     fn start() -> OwnRedis {
         let binary = env_or_fail(
-            "LEADEX_TEST_REDIS_SERVER",
+            "TEST_LEADEX_REDIS_SERVER",
             "the redis-server binary the outage tests start and stop",
         );
         let mut redis = OwnRedis {

@@ -1,6 +1,9 @@
-//! Acceptance point 3: `kill -9` of the real binary while sales are in
-//! flight loses no acknowledged sale and doubles nothing.
+//! `kill -9` of the real binary while sales are in flight loses no
+//! acknowledged sale and doubles nothing, on both storage backends: the
+//! embedded file journal, and Kafka (Tansu, from `scripts/services`) with
+//! snapshots in Redis.
 
+use super::services::StorageServices;
 use super::support::*;
 use leadex_engine::event::Event;
 use leadex_engine::journal::JournalReader;
@@ -17,14 +20,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 8;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// The server process; killed if the test fails before it does.
 struct Server(Child);
@@ -70,12 +65,28 @@ async fn wait_ready(addr: SocketAddr) {
     }
 }
 
-/// Every `LeadSold` in the journal: lead id → (buyer id, buyer price) per sale.
-fn journal_sales(dir: &Path) -> Vec<(String, Vec<(String, u64)>)> {
-    let mut reader = FileJournalReader::open(dir.join("journal")).expect("journal readable");
-    let mut out = Vec::new();
-    reader
-        .replay(&mut |_, event| {
+/// Where the server under test keeps its state.
+enum Backend {
+    File,
+    Kafka(StorageServices),
+}
+
+impl Backend {
+    /// The `[storage]` section of the server's config.
+    fn config(&self, data: &Path) -> String {
+        let path = format!("path = {:?}\n", data.display().to_string());
+        match self {
+            Backend::File => format!("[storage]\n{path}fsync = \"always\"\n"),
+            Backend::Kafka(s) => {
+                format!("[storage]\nbackend = \"kafka\"\n{path}{}", s.config_toml())
+            }
+        }
+    }
+
+    /// Every `LeadSold` stored: lead id → (buyer id, buyer price) per sale.
+    fn stored_sales(&self, data: &Path) -> Vec<(String, Vec<(String, u64)>)> {
+        let mut out = Vec::new();
+        let mut visit = |_, event| {
             if let Event::LeadSold(s) = event {
                 let sales = s
                     .sales
@@ -84,13 +95,30 @@ fn journal_sales(dir: &Path) -> Vec<(String, Vec<(String, u64)>)> {
                     .collect();
                 out.push((s.lead_id.to_string(), sales));
             }
-        })
-        .expect("journal replays");
-    out
+        };
+        match self {
+            Backend::File => {
+                let mut reader =
+                    FileJournalReader::open(data.join("journal")).expect("journal readable");
+                reader.replay(&mut visit).expect("journal replays");
+            }
+            Backend::Kafka(s) => s.replay_topic(&mut visit),
+        }
+        out
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_loses_no_acknowledged_sale() {
+async fn kill_9_loses_no_acknowledged_sale_file_backend() {
+    kill_9_loses_no_acknowledged_sale(Backend::File).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_no_acknowledged_sale_kafka_backend() {
+    kill_9_loses_no_acknowledged_sale(Backend::Kafka(StorageServices::from_env("crash"))).await;
+}
+
+async fn kill_9_loses_no_acknowledged_sale(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let mut a = campaign("funded", "a", SaleType::Exclusive, 1000);
     a.budget_cents = 100 * 1000;
@@ -102,11 +130,12 @@ async fn kill_9_loses_no_acknowledged_sale() {
     let m = market(&["a", "b"], vec![a, b]);
     std::fs::write(dir.path().join("market.toml"), toml::to_string(&m).unwrap()).unwrap();
     let config = dir.path().join("leadex.toml");
+    let data = dir.path().join("data");
     std::fs::write(
         &config,
         format!(
-            "[storage]\npath = {:?}\nfsync = \"always\"\n\n[marketplace]\nfiles = [\"market.toml\"]\n",
-            dir.path().join("data").display().to_string()
+            "{}\n[marketplace]\nfiles = [\"market.toml\"]\n",
+            backend.config(&data)
         ),
     )
     .unwrap();
@@ -165,7 +194,7 @@ async fn kill_9_loses_no_acknowledged_sale() {
     let acked = acked.lock().clone();
 
     // The journal holds every acknowledged sale exactly once.
-    let journal = journal_sales(&dir.path().join("data"));
+    let journal = backend.stored_sales(&data);
     let mut seen = HashSet::new();
     for (lead, _) in &journal {
         assert!(seen.insert(lead.clone()), "lead {lead} journaled twice");
@@ -250,7 +279,7 @@ async fn kill_9_loses_no_acknowledged_sale() {
     let status = server.0.wait().unwrap();
     assert!(status.success(), "clean shutdown exits 0, got {status}");
     let mut per_buyer: HashMap<String, u64> = HashMap::new();
-    for (_, sales) in journal_sales(&dir.path().join("data")) {
+    for (_, sales) in backend.stored_sales(&data) {
         for (buyer, _) in sales {
             *per_buyer.entry(buyer).or_default() += 1;
         }

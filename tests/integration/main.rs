@@ -5,5 +5,7 @@
 mod concurrency;
 mod crash;
 mod flow;
+mod outage;
+mod services;
 mod snapshots;
 mod support;

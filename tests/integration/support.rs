@@ -103,3 +103,13 @@ pub fn metric(text: &str, name: &str) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("metric {name} not found"))
 }
+
+/// A port free right now on 127.0.0.1 (another process may take it before
+/// it is bound again; callers that start servers retry or accept that).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
