@@ -119,6 +119,19 @@ impl Storage {
                     .with_context(|| {
                         format!("opening the journal in {}", config.storage.path.display())
                     })?;
+                // A snapshot covers only durable records, so a journal that
+                // ends before it lost acknowledged ones (fsync = "never" and
+                // a power loss, or a damaged disk). New records would reuse
+                // LSNs the snapshot claims: refuse instead.
+                let last_lsn = journal.stats().last_lsn;
+                if last_lsn < after {
+                    anyhow::bail!(
+                        "the newest usable snapshot covers the journal up to LSN {after}, but the \
+                         journal in {} ends at LSN {last_lsn}: records it acknowledged are gone. \
+                         Move the snapshots directory aside to restore from the journal alone.",
+                        config.storage.path.join("journal").display()
+                    );
+                }
                 let backend = Backend::File(Arc::new(journal));
                 (backend, store, snapshot, rejected, replayed)
             }

@@ -160,3 +160,33 @@ async fn a_torn_journal_tail_is_cut_and_the_rest_restored() {
     let (again, report) = restart(dir.path()).await;
     assert_eq!((again, report.torn_bytes_cut), (before, 0), "{report:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_shorter_than_its_snapshot_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    session(dir.path(), 0).await;
+    // Lose the journal's records (as a power loss under fsync = "never"
+    // could), keeping the snapshot that covers them: every segment cut
+    // back to its 28-byte header.
+    let journal = dir.path().join("journal");
+    for entry in std::fs::read_dir(&journal).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|x| x == "ldxj") {
+            let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+            file.set_len(28).unwrap();
+        }
+    }
+    let loaded = leadex_config::Loaded {
+        config: config(dir.path(), EngineSettings::default()),
+        marketplace: marketplace(),
+        source: "test".into(),
+    };
+    let Err(error) = leadex::run::start(loaded).await else {
+        panic!("started over a journal missing what its snapshot covers")
+    };
+    let message = format!("{error:#}");
+    assert!(
+        message.contains("records it acknowledged are gone"),
+        "{message}"
+    );
+}
