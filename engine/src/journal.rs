@@ -1,7 +1,7 @@
 //! The journal contract the engine needs from persistence.
 //!
 //! The engine defines it and `leadex-persistence` implements it (embedded
-//! file log today, Kafka next), never the reverse. The contract is
+//! file journal and Kafka journal), never the reverse. The contract is
 //! callback-based so the engine stays free of any async runtime.
 
 use crate::event::Event;

@@ -1,9 +1,21 @@
 //! # leadex-persistence
 //!
-//! The embedded, durable, append-only journal that is leadex's default
-//! backend. It implements the [`Journal`] and [`JournalReader`] traits that
-//! `leadex-engine` defines (never the reverse): the engine hands it
-//! [`Event`]s, it writes them to segment files on local disk, and it calls
+//! Everything of leadex that outlives the process: the journals that make
+//! sales durable, and the state snapshots that make restarts fast. It
+//! implements the [`Journal`] and [`JournalReader`] traits that
+//! `leadex-engine` defines (never the reverse).
+//!
+//! - [`FileJournal`] (this page): the embedded, durable, append-only journal,
+//!   leadex's default backend; segment files on local disk.
+//! - [`kafka::KafkaJournal`]: the journal on a Kafka topic, for production
+//!   clusters.
+//! - [`snapshot`], [`store`], [`RedisSnapshotStore`], [`state`]: state
+//!   snapshots (an rkyv image of the engine plus the journal position it
+//!   covers), kept in files or in Redis, built beside the hot path by
+//!   replaying the journal ([`state::checkpoint`]); restore = newest usable
+//!   snapshot + the journal's tail.
+//!
+//! The engine hands a journal [`Event`]s, the journal stores them and calls
 //! the caller back once they are durable. On start, [`FileJournal::open`]
 //! replays every stored event so the engine can rebuild its state.
 //!
