@@ -25,8 +25,10 @@ const SWEEP_ITEMS_MAX: usize = 200_000;
 
 /// A running server.
 pub struct Running {
-    /// The bound address.
+    /// The bound address of the seller API.
     pub addr: SocketAddr,
+    /// The bound address of the admin API.
+    pub admin_addr: SocketAddr,
     /// The engine (for tests and tools).
     pub engine: Arc<Engine>,
     /// The storage (for tests and tools).
@@ -35,6 +37,7 @@ pub struct Running {
     pub restored: RestoreReport,
     stop: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
+    admin: tokio::task::JoinHandle<std::io::Result<()>>,
     snapshotter: Option<std::thread::JoinHandle<()>>,
     snapshotter_stop: crossbeam_channel::Sender<()>,
 }
@@ -46,6 +49,10 @@ impl Running {
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.serving.await.context("server task failed")?;
+        self.admin
+            .await
+            .context("admin task failed")?
+            .context("serving the admin API")?;
         drop(self.snapshotter_stop);
         let storage = self.storage.clone();
         let snapshotter = self.snapshotter.take();
@@ -123,6 +130,35 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             }
         }
     });
+    let admin_listener = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
+    let admin_addr = admin_listener.local_addr()?;
+    let health_storage = storage.clone();
+    let health_engine = engine.clone();
+    let admin_router = leadex_admin_api::router(
+        leadex_admin_api::AdminSettings {
+            request_timeout_ms: config.admin.request_timeout_ms,
+            body_limit_bytes: config.admin.body_limit_bytes,
+        },
+        Arc::new(move || {
+            let g = health_storage.gauges();
+            leadex_admin_api::Health {
+                journal_ok: g.healthy,
+                snapshots_ok: g.snapshots_ok,
+                campaigns: health_engine.snapshot().campaigns.len() as u64,
+                pending_pings: health_engine.pending_pings() as u64,
+            }
+        }),
+    );
+    let mut admin_stop = stop_rx.clone();
+    let admin = tokio::spawn(leadex_admin_api::serve(
+        admin_listener,
+        admin_router,
+        async move {
+            let _ = admin_stop.changed().await;
+        },
+    ));
     let serving = tokio::spawn(serve(listener, app, stop_rx));
     let (snapshotter_stop, stopped) = crossbeam_channel::bounded::<()>(0);
     let interval = Duration::from_millis(config.storage.snapshot_interval_ms);
@@ -138,14 +174,16 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             }
         })
         .context("starting the snapshot thread")?;
-    tracing::info!(%addr, "leadex is serving");
+    tracing::info!(%addr, %admin_addr, "leadex is serving (seller API, admin API)");
     Ok(Running {
         addr,
+        admin_addr,
         engine,
         storage,
         restored,
         stop,
         serving,
+        admin,
         snapshotter: Some(snapshotter),
         snapshotter_stop,
     })

@@ -37,7 +37,7 @@ pub use error::ConfigError;
 pub use load::{load, load_from_process_env, Loaded, ENV_KEY_SEPARATOR, ENV_PREFIX};
 pub use marketplace::{marketplace_to_toml, read_marketplace};
 pub use settings::{
-    Config, FsyncMode, Invalid, KafkaConfig, LogConfig, LogFormat, MarketplaceConfig, RedisConfig,
-    ServerConfig, StorageBackend, StorageConfig, PROTOCOL_BODY_LIMIT_BYTES_MAX, QUEUE_CAPACITY_MAX,
-    SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, TIMEOUT_MS_MAX,
+    AdminConfig, Config, FsyncMode, Invalid, KafkaConfig, LogConfig, LogFormat, MarketplaceConfig,
+    RedisConfig, ServerConfig, StorageBackend, StorageConfig, PROTOCOL_BODY_LIMIT_BYTES_MAX,
+    QUEUE_CAPACITY_MAX, SEGMENT_BYTES_MAX, SEGMENT_BYTES_MIN, TIMEOUT_MS_MAX,
 };

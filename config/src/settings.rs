@@ -39,6 +39,8 @@ pub const TIMEOUT_MS_MAX: u64 = 3_600_000;
 pub struct Config {
     /// HTTP listener and its limits (`[server]`).
     pub server: ServerConfig,
+    /// The admin API's listener and limits (`[admin]`).
+    pub admin: AdminConfig,
     /// Engine tunables (`[engine]`): price lock, pricing rule, bounds.
     pub engine: EngineSettings,
     /// The durable journal (`[storage]`).
@@ -77,6 +79,30 @@ impl Default for ServerConfig {
             request_timeout_ms: 10_000,
             body_limit_bytes: PROTOCOL_BODY_LIMIT_BYTES_MAX,
             max_connections: 10_000,
+        }
+    }
+}
+
+/// `[admin]`: the admin API, on its own port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Address and port of the admin API. Default `127.0.0.1:8081`; keep it
+    /// off public interfaces.
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
+    /// Deadline for one admin request, ms. Default 10000.
+    pub request_timeout_ms: u64,
+    /// Largest admin request body, bytes. Default 1048576 (1 MiB).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            request_timeout_ms: 10_000,
+            body_limit_bytes: 1 << 20,
         }
     }
 }
@@ -325,6 +351,20 @@ impl Config {
             key: e.path,
             message: e.message,
         })?;
+        let a = &self.admin;
+        check_range(
+            "admin.request_timeout_ms",
+            a.request_timeout_ms,
+            1,
+            TIMEOUT_MS_MAX,
+        )?;
+        check_range("admin.body_limit_bytes", a.body_limit_bytes, 1024, 64 << 20)?;
+        if a.listen == s.listen && a.listen.port() != 0 {
+            return Err(invalid(
+                "admin.listen",
+                format!("must differ from server.listen ({})", s.listen),
+            ));
+        }
         let st = &self.storage;
         if st.path.as_os_str().is_empty() {
             return Err(invalid("storage.path", "must not be empty"));
@@ -436,7 +476,7 @@ mod tests {
     #[test]
     fn out_of_range_values_name_their_key() {
         type BreakIt = fn(&mut Config);
-        let cases: [(&str, BreakIt); 8] = [
+        let cases: [(&str, BreakIt); 11] = [
             ("server.body_limit_bytes", |c| {
                 c.server.body_limit_bytes = 65_537
             }),
@@ -447,6 +487,11 @@ mod tests {
             ("storage.segment_bytes", |c| c.storage.segment_bytes = 1024),
             ("storage.queue_capacity", |c| c.storage.queue_capacity = 0),
             ("storage.path", |c| c.storage.path = PathBuf::new()),
+            ("admin.listen", |c| c.admin.listen = c.server.listen),
+            ("admin.body_limit_bytes", |c| c.admin.body_limit_bytes = 10),
+            ("admin.request_timeout_ms", |c| {
+                c.admin.request_timeout_ms = 0
+            }),
             ("log.level", |c| c.log.level = "  ".into()),
             ("engine.price_lock_ms", |c| c.engine.price_lock_ms = 5),
         ];

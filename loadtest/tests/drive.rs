@@ -18,6 +18,7 @@ async fn start_demo_server(data_dir: &Path) -> leadex::run::Running {
         leadex_config::load(Some(config_path), std::iter::empty()).expect("the demo config loads");
     loaded.config.storage.path = data_dir.to_path_buf();
     loaded.config.server.listen = "127.0.0.1:0".parse().unwrap();
+    loaded.config.admin.listen = "127.0.0.1:0".parse().unwrap();
     leadex::run::start(loaded).await.expect("server starts")
 }
 

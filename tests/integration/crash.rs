@@ -37,6 +37,7 @@ fn spawn_server(config: &Path, port: u16) -> Server {
             .arg("--config")
             .arg(config)
             .env("LEADEX_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+            .env("LEADEX_ADMIN__LISTEN", "127.0.0.1:0")
             .env("LEADEX_LOG__LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

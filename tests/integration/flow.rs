@@ -213,3 +213,34 @@ fn invalid_config_is_refused_before_binding_naming_the_key() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/leadex.toml"));
     drop(holder);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_serves_on_its_own_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = market(
+        &["a"],
+        vec![campaign("a-ex", "a", SaleType::Exclusive, 2500)],
+    );
+    let server = start(dir.path(), m, EngineSettings::default()).await;
+    assert_ne!(server.admin_addr, server.addr);
+    let c = client();
+    let (status, body) = get(&c, server.admin_addr, "/healthz").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, v["status"].as_str(), v["campaigns"].as_u64()),
+        (200, Some("ok"), Some(1)),
+        "{v}"
+    );
+    let (status, body) = get(&c, server.admin_addr, "/openapi.json").await;
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{doc}");
+    let (status, body) = get(&c, server.admin_addr, "/v1/no-such-route").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{v}"
+    );
+    server.shutdown().await.unwrap();
+}

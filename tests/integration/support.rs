@@ -25,6 +25,7 @@ pub fn client() -> HttpClient {
 pub fn config(data_dir: &Path, engine: EngineSettings) -> Config {
     let mut config = Config::default();
     config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
     config.storage.path = data_dir.to_path_buf();
     config.engine = engine;
     config
