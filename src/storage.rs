@@ -18,8 +18,8 @@ use leadex_engine::spec::MarketplaceSpec;
 use leadex_engine::{Engine, Journal, JournalPosition, SystemClock};
 use leadex_persistence::kafka::{KafkaJournal, KafkaOptions};
 use leadex_persistence::snapshot::encode_marketplace;
-use leadex_persistence::state::LazyStore;
 use leadex_persistence::state::{self, Checkpoint, JournalSource};
+use leadex_persistence::state::{EngineReplica, LazyStore, Replica};
 use leadex_persistence::{
     FileJournal, FileSnapshotStore, FsyncPolicy, JournalOptions, RedisSnapshotStore, SnapshotStore,
 };
@@ -63,8 +63,8 @@ enum Backend {
 pub struct Storage {
     backend: Backend,
     store: Arc<dyn SnapshotStore>,
-    marketplace: Vec<u8>,
-    fresh_engine: Box<dyn Fn() -> Engine + Send + Sync>,
+    /// Makes an empty replica of the state, for checkpoints.
+    fresh_replica: Box<dyn Fn() -> Box<dyn Replica> + Send + Sync>,
     stats: SnapshotStats,
     /// One checkpoint at a time (the periodic one and the final one).
     checkpointing: Mutex<()>,
@@ -96,9 +96,14 @@ impl Storage {
         let started = Instant::now();
         let marketplace = encode_marketplace(market);
         let (settings, market_copy) = (config.engine, market.clone());
-        let fresh_engine: Box<dyn Fn() -> Engine + Send + Sync> = Box::new(move || {
-            Engine::new(settings, &market_copy, Arc::new(SystemClock))
-                .expect("invariant: the marketplace compiled once already")
+        let replica_market = marketplace.clone();
+        let fresh_replica: Box<dyn Fn() -> Box<dyn Replica> + Send + Sync> = Box::new(move || {
+            let engine = Engine::new(settings, &market_copy, Arc::new(SystemClock))
+                .expect("invariant: the marketplace compiled once already");
+            Box::new(EngineReplica {
+                engine: Arc::new(engine),
+                marketplace: replica_market.clone(),
+            })
         });
         let (backend, store, snapshot, rejected, replayed) = match config.storage.backend {
             StorageBackend::File => {
@@ -188,8 +193,7 @@ impl Storage {
         let storage = Storage {
             backend,
             store,
-            marketplace,
-            fresh_engine,
+            fresh_replica,
             stats: SnapshotStats::default(),
             checkpointing: Mutex::new(()),
         };
@@ -251,12 +255,7 @@ impl Storage {
     /// A failure is counted, logged and returned; serving is unaffected.
     pub fn checkpoint(&self) -> anyhow::Result<Option<Checkpoint>> {
         let _one = self.checkpointing.lock();
-        let result = state::checkpoint(
-            &*self.fresh_engine,
-            &self.marketplace,
-            &*self.store,
-            self.source(),
-        );
+        let result = state::checkpoint(&*self.fresh_replica, &*self.store, self.source());
         // Relaxed: monitoring figures.
         match &result {
             Ok(Some(c)) => {

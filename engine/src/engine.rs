@@ -877,6 +877,8 @@ impl Engine {
     pub fn apply(&self, event: &Event) -> bool {
         let now = self.clock.now_ms();
         match event {
+            // Not engine state: the admin API applies its own records.
+            Event::Admin(_) => false,
             Event::PingIssued(p) => {
                 if p.expires_at_ms + self.settings.expired_ping_memory_ms as i64 <= now
                     || self.pending.contains_key(&p.ping_id)
@@ -1804,6 +1806,21 @@ mod tests {
         let mut image = other.image();
         image.counters[0].spent_cents += 1;
         assert_ne!(stable_hash(&image), live.state_digest());
+    }
+
+    #[test]
+    fn admin_records_are_not_engine_state() {
+        let m = market(&["a"], vec![campaign("a1", "a", SaleType::Shared, 700)]);
+        let (e, _) = engine(m);
+        let before = e.image();
+        let record = Event::Admin(crate::event::AdminRecord {
+            id: "a_1".into(),
+            at_ms: 1,
+            kind: "key.created".into(),
+            payload: vec![1, 2, 3],
+        });
+        assert!(!e.apply(&record));
+        assert_eq!(e.image(), before);
     }
 
     #[test]

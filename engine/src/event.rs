@@ -20,6 +20,10 @@ pub enum Event {
     PingIssued(PingIssued),
     /// A lead was sold (after a ping, or by direct post).
     LeadSold(LeadSold),
+    /// A change made through the admin API (keys, CRM records, webhooks):
+    /// opaque to the engine, which only has it ordered and stored with the
+    /// sales; the admin API encodes and applies it.
+    Admin(AdminRecord),
 }
 
 impl Event {
@@ -28,8 +32,22 @@ impl Event {
         match self {
             Event::PingIssued(p) => p.issued_at_ms,
             Event::LeadSold(s) => s.sold_at_ms,
+            Event::Admin(a) => a.at_ms,
         }
     }
+}
+
+/// An admin change as the journal carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminRecord {
+    /// Unique id of the change; replay is idempotent by it.
+    pub id: String,
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// What kind of change, e.g. `key.created` (for logs and tools).
+    pub kind: String,
+    /// The change, encoded by the admin API.
+    pub payload: Vec<u8>,
 }
 
 /// A bid as remembered with its ping.

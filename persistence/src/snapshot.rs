@@ -9,7 +9,7 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 8 | magic `LDXSNAP\0` |
-//! | 2 | format version, `1` ([`SNAPSHOT_FORMAT_VERSION`]) |
+//! | 2 | format version, `2` ([`SNAPSHOT_FORMAT_VERSION`]) |
 //! | 2 | reserved, zero |
 //! | 4 | CRC-32 (IEEE) of the payload |
 //! | 8 | payload length *n* |
@@ -33,12 +33,14 @@ use leadex_engine::JournalPosition;
 
 /// Magic at the start of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LDXSNAP\0";
-/// Version of the snapshot format this build writes and reads.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 1;
+/// Version of the snapshot format this build writes and reads. Version 2
+/// added [`SnapshotContents::extensions`]; a version-1 snapshot is refused
+/// like a corrupt one, and restore falls back to a full replay.
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
 /// Bytes before the payload.
 pub const SNAPSHOT_HEADER_BYTES: usize = 24;
 
-pub use contents::SnapshotContents;
+pub use contents::{Extension, SnapshotContents};
 
 // rkyv's derive generates an archived twin whose fields carry no docs.
 #[allow(missing_docs)]
@@ -57,6 +59,18 @@ mod contents {
         pub marketplace: Vec<u8>,
         /// The engine's state.
         pub engine: EngineImage,
+        /// State kept beside the engine's by others on the same journal
+        /// (the admin API's records), opaque here, by name.
+        pub extensions: Vec<Extension>,
+    }
+
+    /// One named, opaque section of a snapshot.
+    #[derive(Debug, Clone, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+    pub struct Extension {
+        /// Who owns it, e.g. `admin`.
+        pub name: String,
+        /// Its state, encoded by its owner.
+        pub bytes: Vec<u8>,
     }
 }
 
@@ -154,6 +168,10 @@ mod tests {
                 },
                 ..EngineImage::default()
             },
+            extensions: vec![Extension {
+                name: "admin".into(),
+                bytes: vec![9, 8, 7],
+            }],
         }
     }
 

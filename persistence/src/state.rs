@@ -10,7 +10,8 @@
 //! the snapshot's position.
 //!
 //! **Checkpoint** ([`checkpoint`]) never touches the serving engine: it
-//! builds a *second* engine from the newest snapshot, replays the journal
+//! builds a *second* engine (a [`Replica`]: the engine and whatever else
+//! rides the journal) from the newest snapshot, replays the journal
 //! from that snapshot's position up to what is durable now, images it, and
 //! stores the image with that position. Because the image comes only from
 //! durable journal events applied in order, it is exact by construction:
@@ -126,13 +127,53 @@ pub struct Checkpoint {
     pub elapsed_ms: u64,
 }
 
-/// Builds and stores a new snapshot (see the module docs). `fresh_engine`
-/// makes an empty engine over the marketplace in force; `marketplace` is
-/// its encoding ([`snapshot::encode_marketplace`]). Returns `None` when
-/// nothing was journaled since the newest snapshot.
+/// The state a journal rebuilds, as checkpoints and restores see it: the
+/// engine, and whatever else keeps its changes in the same journal (the
+/// admin API's records, as snapshot extensions).
+pub trait Replica {
+    /// Loads a snapshot into this fresh replica, before any event.
+    fn restore(&self, contents: &SnapshotContents);
+    /// Applies one journaled event (idempotent by event id).
+    fn apply(&self, event: &Event);
+    /// The whole state as snapshot contents covering `position`.
+    fn capture(&self, position: JournalPosition) -> SnapshotContents;
+}
+
+/// The engine alone as a [`Replica`], with the encoding of the marketplace
+/// it was built over ([`snapshot::encode_marketplace`]).
+pub struct EngineReplica {
+    /// The engine.
+    pub engine: std::sync::Arc<Engine>,
+    /// Its marketplace, encoded.
+    pub marketplace: Vec<u8>,
+}
+
+impl Replica for EngineReplica {
+    fn restore(&self, contents: &SnapshotContents) {
+        self.engine.restore_image(&contents.engine);
+    }
+
+    fn apply(&self, event: &Event) {
+        self.engine.apply(event);
+    }
+
+    fn capture(&self, position: JournalPosition) -> SnapshotContents {
+        SnapshotContents {
+            position,
+            taken_at_ms: self.engine.now_ms(),
+            marketplace: self.marketplace.clone(),
+            engine: self.engine.image(),
+            extensions: Vec::new(),
+        }
+    }
+}
+
+/// Builds and stores a new snapshot (see the module docs). `fresh` makes
+/// an empty replica (an engine over the marketplace in force, and the rest
+/// of the state empty). Returns `None` when nothing was journaled since the
+/// newest snapshot.
 pub fn checkpoint(
-    fresh_engine: &dyn Fn() -> Engine,
-    marketplace: &[u8],
+    fresh: &dyn Fn() -> Box<dyn Replica>,
     store: &dyn SnapshotStore,
     source: &dyn JournalSource,
 ) -> Result<Option<Checkpoint>, PersistenceError> {
@@ -148,20 +189,15 @@ pub fn checkpoint(
     if base.is_some() && from == to {
         return Ok(None);
     }
-    let engine = fresh_engine();
+    let replica = fresh();
     if let Some(base) = &base {
-        engine.restore_image(&base.engine);
+        replica.restore(base);
     }
     let stats = source.read_range(&from, &to, &mut |_lsn, event| {
-        engine.apply(&event);
+        replica.apply(&event);
     })?;
-    let contents = SnapshotContents {
-        position: to.clone(),
-        taken_at_ms: engine.now_ms(),
-        marketplace: marketplace.to_vec(),
-        engine: engine.image(),
-    };
-    drop(engine);
+    let contents = replica.capture(to.clone());
+    drop(replica);
     let bytes = snapshot::encode(&contents)?;
     store.put(&bytes)?;
     // Restore can fall back to `from` (the base snapshot, or the start) if

@@ -100,6 +100,7 @@ fn seed_of(event: &Event) -> u64 {
     match event {
         Event::PingIssued(ping) => (ping.ping_id.0 >> 64) as u64,
         Event::LeadSold(sold) => (sold.lead_id.0 >> 64) as u64,
+        Event::Admin(_) => unreachable!("the testing builders make no admin records"),
     }
 }
 
@@ -782,4 +783,30 @@ proptest! {
         let (_journal, _, seen) = open(&options).unwrap();
         prop_assert_eq!(seen.last(), Some(&(expected_events + 1, next)));
     }
+}
+
+#[test]
+fn admin_records_are_journaled_and_replayed_in_order_with_sales() {
+    let dir = tempfile::tempdir().unwrap();
+    let admin = |i: u8| {
+        Event::Admin(leadex_engine::event::AdminRecord {
+            id: format!("a_{i:032x}"),
+            at_ms: 1_700_000_000_000 + i64::from(i),
+            kind: "key.created".into(),
+            payload: vec![i; usize::from(i) * 7],
+        })
+    };
+    let events = vec![
+        admin(1),
+        testing::lead_sold(2),
+        admin(3),
+        testing::ping_issued(4),
+        admin(0),
+    ];
+    let options = journal_with(dir.path(), &events);
+    let (_journal, _, replayed) = open(&options).unwrap();
+    assert_eq!(
+        replayed.into_iter().map(|(_, e)| e).collect::<Vec<_>>(),
+        events
+    );
 }

@@ -65,6 +65,7 @@ fn event_id(event: &Event) -> String {
     match event {
         Event::PingIssued(ping) => ping.ping_id.to_string(),
         Event::LeadSold(sale) => sale.lead_id.to_string(),
+        Event::Admin(record) => record.id.clone(),
     }
 }
 

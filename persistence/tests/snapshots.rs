@@ -6,7 +6,7 @@
 use leadex_engine::spec::EngineSettings;
 use leadex_engine::{Engine, Event, Journal, ManualClock};
 use leadex_persistence::snapshot::encode_marketplace;
-use leadex_persistence::state::{checkpoint, newest_snapshot};
+use leadex_persistence::state::{checkpoint, newest_snapshot, EngineReplica, Replica};
 use leadex_persistence::{testing, FileJournal, FileSnapshotStore, JournalOptions, SnapshotStore};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,6 +17,13 @@ const NOW_MS: i64 = 1_700_000_000_000 + 500_000_000;
 fn fresh_engine(clock: &Arc<ManualClock>) -> Engine {
     let market = leadex_engine::testing::market(&[], vec![]);
     Engine::new(EngineSettings::default(), &market, clock.clone()).unwrap()
+}
+
+fn fresh_replica(clock: &Arc<ManualClock>) -> Box<dyn Replica> {
+    Box::new(EngineReplica {
+        engine: Arc::new(fresh_engine(clock)),
+        marketplace: encode_marketplace(&leadex_engine::testing::market(&[], vec![])),
+    })
 }
 
 fn options(dir: &Path) -> JournalOptions {
@@ -57,23 +64,19 @@ fn checkpoints_restore_exactly_and_compact_behind_the_older_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(NOW_MS));
     let make = || fresh_engine(&clock);
-    let market = encode_marketplace(&leadex_engine::testing::market(&[], vec![]));
+    let replica = || fresh_replica(&clock);
     let store = FileSnapshotStore::open(dir.path().join("snapshots")).unwrap();
     let (journal, _) = FileJournal::open(options(dir.path()), &mut |_, _| {}).unwrap();
 
     let mut all = append_all(&journal, 0..300);
-    let first = checkpoint(&make, &market, &store, &journal)
-        .unwrap()
-        .unwrap();
+    let first = checkpoint(&replica, &store, &journal).unwrap().unwrap();
     assert_eq!(first.events, 300);
     let before_compaction = segments(dir.path());
     assert!(before_compaction.len() > 5, "{before_compaction:?}");
     assert_eq!(before_compaction[0], "00000000000000000001.ldxj");
 
     all.extend(append_all(&journal, 300..600));
-    let second = checkpoint(&make, &market, &store, &journal)
-        .unwrap()
-        .unwrap();
+    let second = checkpoint(&replica, &store, &journal).unwrap().unwrap();
     assert_eq!(second.events, 300, "built on the first snapshot");
     let after = segments(dir.path());
     assert_ne!(
@@ -86,9 +89,7 @@ fn checkpoints_restore_exactly_and_compact_behind_the_older_snapshot() {
         "everything after the older snapshot is kept: {after:?}"
     );
     assert!(
-        checkpoint(&make, &market, &store, &journal)
-            .unwrap()
-            .is_none(),
+        checkpoint(&replica, &store, &journal).unwrap().is_none(),
         "nothing new, no snapshot"
     );
     journal.shutdown();
@@ -148,7 +149,7 @@ fn a_snapshot_never_covers_what_is_not_durable() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(NOW_MS));
     let make = || fresh_engine(&clock);
-    let market = encode_marketplace(&leadex_engine::testing::market(&[], vec![]));
+    let replica = || fresh_replica(&clock);
     let store = FileSnapshotStore::open(dir.path().join("snapshots")).unwrap();
     let (journal, _) = FileJournal::open(options(dir.path()), &mut |_, _| {}).unwrap();
     let journal = Arc::new(journal);
@@ -158,15 +159,12 @@ fn a_snapshot_never_covers_what_is_not_durable() {
     };
     let mut taken = 0;
     while !writer.is_finished() {
-        if checkpoint(&make, &market, &store, &*journal)
-            .unwrap()
-            .is_some()
-        {
+        if checkpoint(&replica, &store, &*journal).unwrap().is_some() {
             taken += 1;
         }
     }
     let all = writer.join().unwrap();
-    checkpoint(&make, &market, &store, &*journal).unwrap();
+    checkpoint(&replica, &store, &*journal).unwrap();
     let expected = make();
     for e in &all {
         expected.apply(e);

@@ -151,6 +151,7 @@ fn main() {
         taken_at_ms: shadow.now_ms(),
         marketplace: snapshot::encode_marketplace(&market),
         engine: shadow.image(),
+        extensions: Vec::new(),
     };
     let image = &contents.engine;
     let bytes = snapshot::encode(&contents).expect("encode");

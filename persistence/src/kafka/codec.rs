@@ -31,8 +31,10 @@ pub(crate) struct EncodedEvent {
 ///
 /// A ping and the sale made under it share the ping id as key, so they land
 /// on one partition in append order; a direct-post sale has no ping and is
-/// keyed by its lead id. The id names the event itself: the ping id for a
-/// `PingIssued`, the lead id for a `LeadSold`.
+/// keyed by its lead id. Admin records share the key `admin`, so they keep
+/// one total order on one partition. The id names the event itself: the
+/// ping id for a `PingIssued`, the lead id for a `LeadSold`, the record id
+/// for an admin record.
 pub(crate) fn key_and_id(event: &Event) -> (String, String) {
     match event {
         Event::PingIssued(ping) => {
@@ -46,8 +48,12 @@ pub(crate) fn key_and_id(event: &Event) -> (String, String) {
                 None => (lead_id.clone(), lead_id),
             }
         }
+        Event::Admin(record) => (ADMIN_KEY.to_string(), record.id.clone()),
     }
 }
+
+/// The key of every admin record.
+pub(crate) const ADMIN_KEY: &str = "admin";
 
 /// Encodes `event` with its key and id.
 pub(crate) fn encode(event: &Event) -> Result<EncodedEvent, EncodeError> {
@@ -135,6 +141,25 @@ mod tests {
         let mut cut = encode(&event).unwrap().value;
         cut.truncate(cut.len() - 3);
         assert!(decode_value(&cut).is_err());
+    }
+
+    #[test]
+    fn admin_records_share_one_key_and_keep_their_id() {
+        let record = |id: &str| {
+            Event::Admin(leadex_engine::event::AdminRecord {
+                id: id.into(),
+                at_ms: 1,
+                kind: "key.created".into(),
+                payload: vec![1, 2, 3],
+            })
+        };
+        let (a, b) = (
+            encode(&record("a_1")).unwrap(),
+            encode(&record("a_2")).unwrap(),
+        );
+        assert_eq!((a.key.as_str(), b.key.as_str()), (ADMIN_KEY, ADMIN_KEY));
+        assert_eq!((a.event_id.as_str(), b.event_id.as_str()), ("a_1", "a_2"));
+        assert_eq!(decode_value(&a.value).unwrap(), record("a_1"));
     }
 
     #[test]

@@ -36,11 +36,14 @@
 //! - **Key**: the ping id (`p_…`) for a `PingIssued` and for a `LeadSold`
 //!   made under a ping, the lead id (`l_…`) for a direct-post `LeadSold`.
 //!   A ping and its sale therefore share a partition and keep their order.
+//!   Admin records (`Event::Admin`) all have the key `admin`: one partition,
+//!   one total order.
 //! - **Partition**: CRC-32 of the key modulo the partition count (the
 //!   function of librdkafka's `consistent` partitioner), computed by the
 //!   journal so it knows the partition of a record when it queues it.
 //! - **Header `leadex-event-id`**: the event's own id, the ping id of a
-//!   `PingIssued`, the lead id of a `LeadSold`. Reconciliation looks for it.
+//!   `PingIssued`, the lead id of a `LeadSold`, the record id of an admin
+//!   record. Reconciliation looks for it.
 //! - **Marker records** (key and header `leadex-marker`, the header naming
 //!   the producer generation, no value) are written by reconciliation and
 //!   skipped by every reader.
