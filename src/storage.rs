@@ -96,6 +96,12 @@ impl Storage {
         let started = Instant::now();
         let marketplace = encode_marketplace(market);
         let (settings, market_copy) = (config.engine, market.clone());
+        // Restore goes through the same `Replica` as checkpoints, so the two
+        // paths cannot drift apart.
+        let serving = EngineReplica {
+            engine: engine.clone(),
+            marketplace: marketplace.clone(),
+        };
         let replica_market = marketplace.clone();
         let fresh_replica: Box<dyn Fn() -> Box<dyn Replica> + Send + Sync> = Box::new(move || {
             let engine = Engine::new(settings, &market_copy, Arc::new(SystemClock))
@@ -110,7 +116,7 @@ impl Storage {
                 let store: Arc<dyn SnapshotStore> = Arc::new(FileSnapshotStore::open(
                     config.storage.path.join("snapshots"),
                 )?);
-                let (snapshot, rejected) = load_snapshot(&*store, engine, &marketplace, |p| {
+                let (snapshot, rejected) = load_snapshot(&*store, &serving, |p| {
                     matches!(p, JournalPosition::File { .. })
                 })?;
                 let after = match &snapshot {
@@ -119,7 +125,7 @@ impl Storage {
                 };
                 let (journal, replayed) =
                     FileJournal::open_after(journal_options(config), after, &mut |_, e| {
-                        engine.apply(&e);
+                        serving.apply(&e);
                     })
                     .with_context(|| {
                         format!("opening the journal in {}", config.storage.path.display())
@@ -156,8 +162,7 @@ impl Storage {
                 let owns = |p: &JournalPosition| matches!(p, JournalPosition::Kafka { next_offsets } if next_offsets.len() == partitions);
                 // An unreachable Redis costs a full replay of the topic,
                 // not the start: the topic alone holds every sale.
-                let (snapshot, rejected) = match load_snapshot(&*store, engine, &marketplace, owns)
-                {
+                let (snapshot, rejected) = match load_snapshot(&*store, &serving, owns) {
                     Ok(found) => found,
                     Err(error) => {
                         tracing::warn!(error = %format!("{error:#}"), "snapshot store unreachable; restoring by a full replay of the topic");
@@ -166,7 +171,7 @@ impl Storage {
                 };
                 let (journal, replayed) =
                     KafkaJournal::open(options, snapshot.as_ref(), &mut |_, e| {
-                        engine.apply(&e);
+                        serving.apply(&e);
                     })
                     .with_context(|| {
                         format!(
@@ -308,12 +313,11 @@ fn kafka_options(config: &Config) -> KafkaOptions {
     o
 }
 
-/// Loads the newest usable snapshot into `engine`; returns its position
+/// Loads the newest usable snapshot into `replica`; returns its position
 /// and the snapshots rejected on the way.
 fn load_snapshot(
     store: &dyn SnapshotStore,
-    engine: &Engine,
-    marketplace: &[u8],
+    replica: &EngineReplica,
     owns: impl Fn(&JournalPosition) -> bool,
 ) -> anyhow::Result<(Option<JournalPosition>, Vec<String>)> {
     let (snapshot, rejected) = state::newest_snapshot(store, &owns)
@@ -324,11 +328,11 @@ fn load_snapshot(
     let Some(snapshot) = snapshot else {
         return Ok((None, rejected));
     };
-    if snapshot.marketplace != marketplace {
+    if snapshot.marketplace != replica.marketplace {
         tracing::info!(
             "the marketplace changed since the snapshot; counters carry over by campaign id"
         );
     }
-    engine.restore_image(&snapshot.engine);
+    replica.restore(&snapshot);
     Ok((Some(snapshot.position), rejected))
 }
