@@ -35,6 +35,9 @@ pub struct Running {
     pub storage: Arc<Storage>,
     /// How restore went.
     pub restored: RestoreReport,
+    /// The first admin key when this start generated it (also printed once
+    /// on standard output); `None` otherwise.
+    pub first_admin_key: Option<String>,
     stop: watch::Sender<bool>,
     serving: tokio::task::JoinHandle<()>,
     admin: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -82,10 +85,18 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         Engine::new(config.engine, &marketplace, Arc::new(SystemClock))
             .context("building the marketplace")?,
     );
-    let (open_config, restore_engine) = (config.clone(), engine.clone());
+    let admin_store = Arc::new(leadex_admin_api::AdminStore::default());
+    let (open_config, restore_engine, restore_admin) =
+        (config.clone(), engine.clone(), admin_store.clone());
     let runtime = tokio::runtime::Handle::current();
     let (storage, restored) = tokio::task::spawn_blocking(move || {
-        Storage::open(&open_config, &marketplace, &restore_engine, runtime)
+        Storage::open(
+            &open_config,
+            &marketplace,
+            &restore_engine,
+            &restore_admin,
+            runtime,
+        )
     })
     .await
     .context("storage task failed")??;
@@ -130,6 +141,26 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             }
         }
     });
+    let clock_engine = engine.clone();
+    let admin = Arc::new(leadex_admin_api::Admin::new(
+        admin_store,
+        storage.journal(),
+        Arc::new(move || clock_engine.now_ms()),
+        Duration::from_millis(config.storage.durable_wait_ms),
+    ));
+    // First start: the first admin key, from LEADEX_ADMIN_KEY or generated
+    // and shown once on standard output (only its hash is journaled).
+    let env_key = std::env::var(leadex_config::ADMIN_KEY_ENV).ok();
+    let first_admin_key = match leadex_admin_api::bootstrap_admin_key(admin.clone(), env_key).await
+    {
+        Ok(Some(secret)) => {
+            println!("leadex: first admin key (shown once, store it now): {secret}");
+            tracing::warn!("created the first admin key; it was printed once on standard output");
+            Some(secret)
+        }
+        Ok(None) => None,
+        Err(e) => anyhow::bail!("creating the first admin key: {}", e.message),
+    };
     let admin_listener = TcpListener::bind(config.admin.listen)
         .await
         .with_context(|| format!("binding the admin API on {}", config.admin.listen))?;
@@ -150,6 +181,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
                 pending_pings: health_engine.pending_pings() as u64,
             }
         }),
+        admin,
     );
     let mut admin_stop = stop_rx.clone();
     let admin = tokio::spawn(leadex_admin_api::serve(
@@ -181,6 +213,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         engine,
         storage,
         restored,
+        first_admin_key,
         stop,
         serving,
         admin,

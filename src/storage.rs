@@ -13,13 +13,15 @@
 
 use crate::metrics::JournalGauges;
 use anyhow::Context;
+use leadex_admin_api::AdminStore;
 use leadex_config::{Config, StorageBackend};
 use leadex_engine::spec::MarketplaceSpec;
 use leadex_engine::{Engine, Journal, JournalPosition, SystemClock};
 use leadex_persistence::kafka::{KafkaJournal, KafkaOptions};
 use leadex_persistence::snapshot::encode_marketplace;
+use leadex_persistence::snapshot::{Extension, SnapshotContents};
 use leadex_persistence::state::{self, Checkpoint, JournalSource};
-use leadex_persistence::state::{EngineReplica, LazyStore, Replica};
+use leadex_persistence::state::{LazyStore, Replica};
 use leadex_persistence::{
     FileJournal, FileSnapshotStore, FsyncPolicy, JournalOptions, RedisSnapshotStore, SnapshotStore,
 };
@@ -91,6 +93,7 @@ impl Storage {
         config: &Config,
         market: &MarketplaceSpec,
         engine: &Arc<Engine>,
+        admin: &Arc<AdminStore>,
         runtime: tokio::runtime::Handle,
     ) -> anyhow::Result<(Storage, RestoreReport)> {
         let started = Instant::now();
@@ -98,19 +101,24 @@ impl Storage {
         let (settings, market_copy) = (config.engine, market.clone());
         // Restore goes through the same `Replica` as checkpoints, so the two
         // paths cannot drift apart.
-        let serving = EngineReplica {
+        let serving = ServerReplica {
             engine: engine.clone(),
+            admin: admin.clone(),
             marketplace: marketplace.clone(),
         };
         let replica_market = marketplace.clone();
         let fresh_replica: Box<dyn Fn() -> Box<dyn Replica> + Send + Sync> = Box::new(move || {
             let engine = Engine::new(settings, &market_copy, Arc::new(SystemClock))
                 .expect("invariant: the marketplace compiled once already");
-            Box::new(EngineReplica {
+            Box::new(ServerReplica {
                 engine: Arc::new(engine),
+                admin: Arc::new(AdminStore::default()),
                 marketplace: replica_market.clone(),
             })
         });
+        // An event replay cannot apply stops the start (after the journal
+        // has been read: its visitor cannot fail).
+        let mut unappliable: Option<String> = None;
         let (backend, store, snapshot, rejected, replayed) = match config.storage.backend {
             StorageBackend::File => {
                 let store: Arc<dyn SnapshotStore> = Arc::new(FileSnapshotStore::open(
@@ -124,8 +132,8 @@ impl Storage {
                     _ => 0,
                 };
                 let (journal, replayed) =
-                    FileJournal::open_after(journal_options(config), after, &mut |_, e| {
-                        serving.apply(&e);
+                    FileJournal::open_after(journal_options(config), after, &mut |lsn, e| {
+                        note_failure(&mut unappliable, lsn, serving.apply(&e));
                     })
                     .with_context(|| {
                         format!("opening the journal in {}", config.storage.path.display())
@@ -170,8 +178,8 @@ impl Storage {
                     }
                 };
                 let (journal, replayed) =
-                    KafkaJournal::open(options, snapshot.as_ref(), &mut |_, e| {
-                        serving.apply(&e);
+                    KafkaJournal::open(options, snapshot.as_ref(), &mut |lsn, e| {
+                        note_failure(&mut unappliable, lsn, serving.apply(&e));
                     })
                     .with_context(|| {
                         format!(
@@ -188,6 +196,9 @@ impl Storage {
                 )
             }
         };
+        if let Some(reason) = unappliable {
+            anyhow::bail!("restoring the state: {reason}");
+        }
         let report = RestoreReport {
             snapshot,
             rejected,
@@ -317,7 +328,7 @@ fn kafka_options(config: &Config) -> KafkaOptions {
 /// and the snapshots rejected on the way.
 fn load_snapshot(
     store: &dyn SnapshotStore,
-    replica: &EngineReplica,
+    replica: &ServerReplica,
     owns: impl Fn(&JournalPosition) -> bool,
 ) -> anyhow::Result<(Option<JournalPosition>, Vec<String>)> {
     let (snapshot, rejected) = state::newest_snapshot(store, &owns)
@@ -333,6 +344,66 @@ fn load_snapshot(
             "the marketplace changed since the snapshot; counters carry over by campaign id"
         );
     }
-    replica.restore(&snapshot);
+    if let Err(reason) = replica.restore(&snapshot) {
+        // Nothing was loaded (see `ServerReplica::restore`): replay it all.
+        tracing::error!(%reason, "snapshot unusable; restoring by a full replay");
+        let mut rejected = rejected;
+        rejected.push(reason);
+        return Ok((None, rejected));
+    }
     Ok((Some(snapshot.position), rejected))
+}
+
+fn note_failure(first: &mut Option<String>, lsn: u64, result: Result<(), String>) {
+    if let (None, Err(reason)) = (&*first, result) {
+        *first = Some(format!(
+            "the journal event at {lsn} cannot be applied: {reason}"
+        ));
+    }
+}
+
+/// The server's state as the journal rebuilds it: the engine and the admin
+/// API's store (kept in snapshots as the `admin` extension).
+struct ServerReplica {
+    engine: Arc<Engine>,
+    admin: Arc<AdminStore>,
+    marketplace: Vec<u8>,
+}
+
+impl Replica for ServerReplica {
+    fn restore(&self, contents: &SnapshotContents) -> Result<(), String> {
+        // The fallible part first, so that a failure leaves nothing loaded.
+        if let Some(admin) = contents
+            .extensions
+            .iter()
+            .find(|x| x.name == leadex_admin_api::store::EXTENSION)
+        {
+            self.admin.restore(&admin.bytes)?;
+        }
+        self.engine.restore_image(&contents.engine);
+        Ok(())
+    }
+
+    fn apply(&self, event: &leadex_engine::Event) -> Result<(), String> {
+        match event {
+            leadex_engine::Event::Admin(record) => self.admin.apply(record).map(|_| ()),
+            other => {
+                self.engine.apply(other);
+                Ok(())
+            }
+        }
+    }
+
+    fn capture(&self, position: JournalPosition) -> SnapshotContents {
+        SnapshotContents {
+            position,
+            taken_at_ms: self.engine.now_ms(),
+            marketplace: self.marketplace.clone(),
+            engine: self.engine.image(),
+            extensions: vec![Extension {
+                name: leadex_admin_api::store::EXTENSION.to_string(),
+                bytes: self.admin.image(),
+            }],
+        }
+    }
 }

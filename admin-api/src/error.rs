@@ -17,6 +17,8 @@ pub enum ErrorCode {
     InvalidField,
     /// 401: no key, or an unknown or revoked key.
     Unauthorized,
+    /// 403: the key's role may not use this route.
+    Forbidden,
     /// 404: no such route, or no such record visible to the caller.
     NotFound,
     /// 405: the route exists but not with this method.
@@ -27,6 +29,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// 429: the key's rate limit is spent; see `Retry-After`.
     RateLimited,
+    /// 503: the change could not be made durable; nothing changed.
+    PersistenceUnavailable,
     /// 503: the request did not finish within `admin.request_timeout_ms`.
     Timeout,
     /// 500: a bug; logged with the request.
@@ -35,10 +39,12 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidField,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::PersistenceUnavailable,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::BodyTooLarge,
@@ -53,6 +59,8 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidField => StatusCode::BAD_REQUEST,
             ErrorCode::Unauthorized => StatusCode::UNAUTHORIZED,
+            ErrorCode::Forbidden => StatusCode::FORBIDDEN,
+            ErrorCode::PersistenceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

@@ -16,19 +16,38 @@
 //! - [`json::ApiJson`], the body extractor with those errors;
 //! - the layers: a request deadline, a body limit, tracing, gzip
 //!   compression and panic capture;
-//! - `GET /healthz` and `GET /openapi.json`.
+//! - `GET /healthz` and `GET /openapi.json`;
+//! - API keys (`/v1/keys`, [`keys`], [`store`]): 256-bit secrets shown once
+//!   and stored as SHA-256, roles, tenants, revoke, rotate with an overlap,
+//!   and the first admin key at first start ([`bootstrap_admin_key`]).
+//!   Every change is an `Event::Admin` record in the journal, applied once
+//!   durable ([`Admin::commit`]), and kept in snapshots.
 //!
 //! ```
 //! # async fn demo() {
-//! use leadex_admin_api::{router, AdminSettings, Health};
-//! let app = router(AdminSettings::default(), std::sync::Arc::new(|| Health::default()));
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-//! # drop((app, listener));
+//! use leadex_admin_api::{router, Admin, AdminSettings, AdminStore, Health};
+//! use std::sync::Arc;
+//! let journal = Arc::new(leadex_engine::MemoryJournal::default());
+//! let admin = Arc::new(Admin::new(
+//!     Arc::new(AdminStore::default()),
+//!     journal,
+//!     Arc::new(|| 1_700_000_000_000),
+//!     std::time::Duration::from_secs(5),
+//! ));
+//! let app = router(AdminSettings::default(), Arc::new(|| Health::default()), admin);
+//! # drop(app);
 //! # }
 //! ```
 
+pub mod admin;
+mod api_keys;
 pub mod error;
 pub mod json;
+pub mod keys;
+pub mod store;
+
+pub use admin::{Admin, Principal};
+pub use store::AdminStore;
 
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use axum::extract::{DefaultBodyLimit, Request, State};
@@ -75,9 +94,11 @@ pub struct Health {
 /// Reads the server's health; cheap (atomics).
 pub type HealthSource = Arc<dyn Fn() -> Health + Send + Sync>;
 
+/// What every handler gets.
 #[derive(Clone)]
-struct AppState {
+pub struct AppState {
     health: HealthSource,
+    admin: Arc<Admin>,
 }
 
 /// The `GET /healthz` answer.
@@ -128,11 +149,46 @@ async fn openapi_json() -> Response {
         title = "leadex admin API",
         description = "Buyers, sellers, campaigns, keys, CRM records and webhooks. Every error is `{\"error\":{\"code\",\"message\",\"field\"?}}` with a stable code (see ErrorCode)."
     ),
-    paths(healthz, openapi_json),
-    components(schemas(ErrorBody, ErrorCode, HealthAnswer, Health)),
-    tags((name = "service", description = "Health and this document"))
+    paths(
+        healthz,
+        openapi_json,
+        api_keys::create,
+        api_keys::list,
+        api_keys::revoke,
+        api_keys::rotate
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorCode,
+        HealthAnswer,
+        Health,
+        keys::Role,
+        api_keys::NewKey,
+        api_keys::Rotation,
+        api_keys::KeyView,
+        api_keys::CreatedKey
+    )),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "service", description = "Health and this document"),
+        (name = "keys", description = "API keys: created with a secret shown once, stored hashed")
+    )
 )]
 pub struct ApiDoc;
+
+/// Declares the `bearer` security scheme the routes name.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
 
 /// The OpenAPI document as JSON.
 pub fn openapi() -> utoipa::openapi::OpenApi {
@@ -167,16 +223,16 @@ fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// The admin API's router with every layer. `health` reads the server's
-/// health for `GET /healthz`.
-pub fn router(settings: AdminSettings, health: HealthSource) -> Router {
-    frame(routes(Router::new()), settings, health)
+/// health for `GET /healthz`; `admin` holds the state and the journal.
+pub fn router(settings: AdminSettings, health: HealthSource, admin: Arc<Admin>) -> Router {
+    frame(routes(Router::new()), settings, AppState { health, admin })
 }
 
 /// Puts `routes` in the service frame: state, JSON fallbacks, body limit,
 /// deadline, compression, panic capture, tracing.
-fn frame(routes: Router<AppState>, settings: AdminSettings, health: HealthSource) -> Router {
+fn frame(routes: Router<AppState>, settings: AdminSettings, state: AppState) -> Router {
     routes
-        .with_state(AppState { health })
+        .with_state(state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
@@ -195,6 +251,47 @@ fn routes(router: Router<AppState>) -> Router<AppState> {
     router
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi_json))
+        .route("/v1/keys", get(api_keys::list).post(api_keys::create))
+        .route("/v1/keys/{id}", axum::routing::delete(api_keys::revoke))
+        .route(
+            "/v1/keys/{id}/rotate",
+            axum::routing::post(api_keys::rotate),
+        )
+}
+
+/// At first start (no admin key works yet), creates the first admin key:
+/// `env_secret` (from `LEADEX_ADMIN_KEY`) when given, else a generated one,
+/// which is returned so the caller shows it once. Only its hash is
+/// journaled. Returns `None` when an admin key exists already or the
+/// secret came from the environment.
+pub async fn bootstrap_admin_key(
+    admin: Arc<Admin>,
+    env_secret: Option<String>,
+) -> Result<Option<String>, ApiError> {
+    if admin.store.has_active_admin(admin.now_ms()) {
+        return Ok(None);
+    }
+    let from_env = env_secret.is_some();
+    if env_secret.as_deref().is_some_and(|s| s.trim().len() < 32) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidField,
+            "LEADEX_ADMIN_KEY must be at least 32 characters",
+        )
+        .with_field("LEADEX_ADMIN_KEY"));
+    }
+    let state = AppState {
+        health: Arc::new(Health::default),
+        admin,
+    };
+    let created = api_keys::create_key(
+        &state,
+        "first admin key".into(),
+        keys::Role::Admin,
+        None,
+        env_secret,
+    )
+    .await?;
+    Ok((!from_env).then_some(created.secret))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets

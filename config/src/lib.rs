@@ -34,7 +34,7 @@ mod settings;
 pub mod synth;
 
 pub use error::ConfigError;
-pub use load::{load, load_from_process_env, Loaded, ENV_KEY_SEPARATOR, ENV_PREFIX};
+pub use load::{load, load_from_process_env, Loaded, ADMIN_KEY_ENV, ENV_KEY_SEPARATOR, ENV_PREFIX};
 pub use marketplace::{marketplace_to_toml, read_marketplace};
 pub use settings::{
     AdminConfig, Config, FsyncMode, Invalid, KafkaConfig, LogConfig, LogFormat, MarketplaceConfig,

@@ -24,6 +24,11 @@ use std::path::{Path, PathBuf};
 /// Prefix of every environment override.
 pub const ENV_PREFIX: &str = "LEADEX_";
 
+/// The first admin key of a new deployment (see the admin API). A secret,
+/// not a config key: the loader skips it, so it is neither refused as an
+/// unknown key nor copied into the config.
+pub const ADMIN_KEY_ENV: &str = "LEADEX_ADMIN_KEY";
+
 /// Separator between the parts of a key in an environment override's name.
 pub const ENV_KEY_SEPARATOR: &str = "__";
 
@@ -185,6 +190,9 @@ fn parse_env(
         let Some(rest) = name.strip_prefix(ENV_PREFIX) else {
             continue;
         };
+        if name == ADMIN_KEY_ENV {
+            continue;
+        }
         let key: Vec<String> = rest
             .split(ENV_KEY_SEPARATOR)
             .map(str::to_ascii_lowercase)
@@ -428,6 +436,7 @@ budget_cents = 100000
             None,
             env(&[
                 ("LEADEX_SERVER__LISTEN", "0.0.0.0:9000"),
+                ("LEADEX_ADMIN_KEY", "not-a-config-key"),
                 ("LEADEX_STORAGE__PATH", "/var/lib/leadex"),
                 ("LEADEX_ENGINE__PRICE_LOCK_MS", "30000"),
                 ("LEADEX_LOG__LEVEL", "debug"),

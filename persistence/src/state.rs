@@ -131,10 +131,13 @@ pub struct Checkpoint {
 /// engine, and whatever else keeps its changes in the same journal (the
 /// admin API's records, as snapshot extensions).
 pub trait Replica {
-    /// Loads a snapshot into this fresh replica, before any event.
-    fn restore(&self, contents: &SnapshotContents);
-    /// Applies one journaled event (idempotent by event id).
-    fn apply(&self, event: &Event);
+    /// Loads a snapshot into this fresh replica, before any event. On an
+    /// error (a section that does not decode) nothing may have changed, so
+    /// the caller can fall back to an older snapshot or a full replay.
+    fn restore(&self, contents: &SnapshotContents) -> Result<(), String>;
+    /// Applies one journaled event (idempotent by event id). An error is an
+    /// event that cannot be applied (does not decode): stop, never skip.
+    fn apply(&self, event: &Event) -> Result<(), String>;
     /// The whole state as snapshot contents covering `position`.
     fn capture(&self, position: JournalPosition) -> SnapshotContents;
 }
@@ -149,12 +152,14 @@ pub struct EngineReplica {
 }
 
 impl Replica for EngineReplica {
-    fn restore(&self, contents: &SnapshotContents) {
+    fn restore(&self, contents: &SnapshotContents) -> Result<(), String> {
         self.engine.restore_image(&contents.engine);
+        Ok(())
     }
 
-    fn apply(&self, event: &Event) {
+    fn apply(&self, event: &Event) -> Result<(), String> {
         self.engine.apply(event);
+        Ok(())
     }
 
     fn capture(&self, position: JournalPosition) -> SnapshotContents {
@@ -190,12 +195,26 @@ pub fn checkpoint(
         return Ok(None);
     }
     let replica = fresh();
+    let corrupt = |location: &str, reason: String| PersistenceError::SnapshotCorrupt {
+        location: location.to_string(),
+        reason,
+    };
     if let Some(base) = &base {
-        replica.restore(base);
+        replica
+            .restore(base)
+            .map_err(|reason| corrupt("(newest snapshot)", reason))?;
     }
-    let stats = source.read_range(&from, &to, &mut |_lsn, event| {
-        replica.apply(&event);
+    let mut failed = None;
+    let stats = source.read_range(&from, &to, &mut |lsn, event| {
+        if failed.is_none() {
+            if let Err(reason) = replica.apply(&event) {
+                failed = Some(format!("event at {lsn}: {reason}"));
+            }
+        }
     })?;
+    if let Some(reason) = failed {
+        return Err(corrupt("(journal)", reason));
+    }
     let contents = replica.capture(to.clone());
     drop(replica);
     let bytes = snapshot::encode(&contents)?;

@@ -244,3 +244,70 @@ async fn the_admin_api_serves_on_its_own_port() {
     );
     server.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_keys_survive_restarts_by_replay_and_by_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = market(
+        &["a"],
+        vec![campaign("a-ex", "a", SaleType::Exclusive, 2500)],
+    );
+    let server = start(dir.path(), m.clone(), EngineSettings::default()).await;
+    let root = server
+        .first_admin_key
+        .clone()
+        .expect("first start makes an admin key");
+    let c = client();
+    let admin = server.admin_addr;
+    let (status, created) = post(
+        &c,
+        admin,
+        "/v1/keys",
+        Some(&root),
+        r#"{"name":"acme","role":"buyer","tenant":"a"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let buyer_id = created["key"]["id"].as_str().unwrap().to_owned();
+    let list = |addr| {
+        let c = c.clone();
+        let root = root.clone();
+        async move {
+            let req = hyper::Request::get(format!("http://{addr}/v1/keys"))
+                .header("authorization", format!("Bearer {root}"))
+                .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+                .unwrap();
+            let resp = c.request(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let bytes = http_body_util::BodyExt::collect(resp.into_body())
+                .await
+                .unwrap()
+                .to_bytes();
+            (
+                status,
+                serde_json::from_slice::<serde_json::Value>(&bytes).unwrap(),
+            )
+        }
+    };
+    let (_, before) = list(admin).await;
+    // Kill the snapshots: the restart replays the journal.
+    server.shutdown().await.unwrap();
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let server = start(dir.path(), m.clone(), EngineSettings::default()).await;
+    assert!(server.first_admin_key.is_none(), "the admin key came back");
+    assert_eq!(server.restored.snapshot, None);
+    let (status, after) = list(server.admin_addr).await;
+    assert_eq!((status, &after), (200, &before));
+    // The restart's shutdown wrote a snapshot: the next start loads it.
+    server.shutdown().await.unwrap();
+    let server = start(dir.path(), m, EngineSettings::default()).await;
+    assert!(
+        server.restored.snapshot.is_some() && server.restored.events == 0,
+        "{:?}",
+        server.restored
+    );
+    let (status, after) = list(server.admin_addr).await;
+    assert_eq!((status, &after), (200, &before));
+    assert!(after.to_string().contains(&buyer_id));
+    server.shutdown().await.unwrap();
+}
