@@ -21,7 +21,7 @@ use leadex_persistence::kafka::{KafkaJournal, KafkaOptions};
 use leadex_persistence::snapshot::encode_marketplace;
 use leadex_persistence::snapshot::{Extension, SnapshotContents};
 use leadex_persistence::state::{self, Checkpoint, JournalSource};
-use leadex_persistence::state::{LazyStore, Replica};
+use leadex_persistence::state::{EngineReplica, LazyStore, Replica};
 use leadex_persistence::{
     FileJournal, FileSnapshotStore, FsyncPolicy, JournalOptions, RedisSnapshotStore, SnapshotStore,
 };
@@ -102,18 +102,22 @@ impl Storage {
         // Restore goes through the same `Replica` as checkpoints, so the two
         // paths cannot drift apart.
         let serving = ServerReplica {
-            engine: engine.clone(),
+            engine: EngineReplica {
+                engine: engine.clone(),
+                marketplace: marketplace.clone(),
+            },
             admin: admin.clone(),
-            marketplace: marketplace.clone(),
         };
         let replica_market = marketplace.clone();
         let fresh_replica: Box<dyn Fn() -> Box<dyn Replica> + Send + Sync> = Box::new(move || {
             let engine = Engine::new(settings, &market_copy, Arc::new(SystemClock))
                 .expect("invariant: the marketplace compiled once already");
             Box::new(ServerReplica {
-                engine: Arc::new(engine),
+                engine: EngineReplica {
+                    engine: Arc::new(engine),
+                    marketplace: replica_market.clone(),
+                },
                 admin: Arc::new(AdminStore::default()),
-                marketplace: replica_market.clone(),
             })
         });
         // An event replay cannot apply stops the start (after the journal
@@ -339,7 +343,7 @@ fn load_snapshot(
     let Some(snapshot) = snapshot else {
         return Ok((None, rejected));
     };
-    if snapshot.marketplace != replica.marketplace {
+    if snapshot.marketplace != replica.engine.marketplace {
         tracing::info!(
             "the marketplace changed since the snapshot; counters carry over by campaign id"
         );
@@ -365,9 +369,8 @@ fn note_failure(first: &mut Option<String>, lsn: u64, result: Result<(), String>
 /// The server's state as the journal rebuilds it: the engine and the admin
 /// API's store (kept in snapshots as the `admin` extension).
 struct ServerReplica {
-    engine: Arc<Engine>,
+    engine: EngineReplica,
     admin: Arc<AdminStore>,
-    marketplace: Vec<u8>,
 }
 
 impl Replica for ServerReplica {
@@ -380,30 +383,22 @@ impl Replica for ServerReplica {
         {
             self.admin.restore(&admin.bytes)?;
         }
-        self.engine.restore_image(&contents.engine);
-        Ok(())
+        self.engine.restore(contents)
     }
 
     fn apply(&self, event: &leadex_engine::Event) -> Result<(), String> {
         match event {
             leadex_engine::Event::Admin(record) => self.admin.apply(record).map(|_| ()),
-            other => {
-                self.engine.apply(other);
-                Ok(())
-            }
+            other => self.engine.apply(other),
         }
     }
 
     fn capture(&self, position: JournalPosition) -> SnapshotContents {
-        SnapshotContents {
-            position,
-            taken_at_ms: self.engine.now_ms(),
-            marketplace: self.marketplace.clone(),
-            engine: self.engine.image(),
-            extensions: vec![Extension {
-                name: leadex_admin_api::store::EXTENSION.to_string(),
-                bytes: self.admin.image(),
-            }],
-        }
+        let mut contents = self.engine.capture(position);
+        contents.extensions.push(Extension {
+            name: leadex_admin_api::store::EXTENSION.to_string(),
+            bytes: self.admin.image(),
+        });
+        contents
     }
 }
