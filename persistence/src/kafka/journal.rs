@@ -120,19 +120,9 @@ impl KafkaJournal {
 
     /// Current figures. Cheap: relaxed atomic loads.
     pub fn stats(&self) -> KafkaStats {
-        let counters = self.inner.shared.counters();
         KafkaStats {
             healthy: self.is_healthy(),
-            in_flight: counters.in_flight,
-            in_doubt: counters.in_doubt,
-            delivered: counters.delivered,
-            delivery_failures: counters.delivery_failures,
-            reconciled_stored: counters.reconciled_stored,
-            reconciled_absent: counters.reconciled_absent,
-            unresolved_at_shutdown: counters.unresolved_at_shutdown,
-            refused_unavailable: counters.refused_unavailable,
-            producer_restarts: counters.producer_restarts,
-            last_delivered_offset: counters.last_delivered_offset,
+            ..self.inner.shared.counters()
         }
     }
 

@@ -3,7 +3,7 @@
 //! callbacks parked in doubt.
 
 use super::client::{config, log_to_tracing};
-use super::{backend_error, KafkaOptions};
+use super::{backend_error, KafkaOptions, KafkaStats};
 use crate::error::PersistenceError;
 use crossbeam_channel::Sender;
 use leadex_engine::journal::{DurableCallback, Lsn};
@@ -157,21 +157,6 @@ pub(crate) struct Shared {
     waiters: Mutex<HashMap<usize, (u64, Waiter)>>,
     /// Callbacks whose delivery failed, awaiting reconciliation.
     in_doubt: Mutex<Vec<InDoubt>>,
-}
-
-/// Counters for [`super::KafkaStats`].
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Counters {
-    pub in_flight: u64,
-    pub in_doubt: u64,
-    pub delivered: u64,
-    pub delivery_failures: u64,
-    pub reconciled_stored: u64,
-    pub reconciled_absent: u64,
-    pub unresolved_at_shutdown: u64,
-    pub refused_unavailable: u64,
-    pub producer_restarts: u64,
-    pub last_delivered_offset: i64,
 }
 
 impl Shared {
@@ -535,9 +520,12 @@ impl Shared {
         }
     }
 
-    pub(crate) fn counters(&self) -> Counters {
+    /// The counters as [`KafkaStats`], with `healthy` left false: the
+    /// journal fills it in.
+    pub(crate) fn counters(&self) -> KafkaStats {
         // Relaxed: monitoring figures.
-        Counters {
+        KafkaStats {
+            healthy: false,
             in_flight: self.in_flight.load(Ordering::Relaxed),
             in_doubt: self.in_doubt_count.load(Ordering::Relaxed),
             delivered: self.delivered.load(Ordering::Relaxed),
