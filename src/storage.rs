@@ -128,9 +128,8 @@ impl Storage {
                 let store: Arc<dyn SnapshotStore> = Arc::new(FileSnapshotStore::open(
                     config.storage.path.join("snapshots"),
                 )?);
-                let (snapshot, rejected) = load_snapshot(&*store, &serving, |p| {
-                    matches!(p, JournalPosition::File { .. })
-                })?;
+                let (snapshot, rejected) =
+                    load_snapshot(&*store, &serving, JournalPosition::is_file)?;
                 let after = match &snapshot {
                     Some(JournalPosition::File { last_lsn }) => *last_lsn,
                     _ => 0,
@@ -171,7 +170,7 @@ impl Storage {
                 }));
                 let options = kafka_options(config);
                 let partitions = options.partitions as usize;
-                let owns = |p: &JournalPosition| matches!(p, JournalPosition::Kafka { next_offsets } if next_offsets.len() == partitions);
+                let owns = |p: &JournalPosition| p.is_kafka_with(partitions);
                 // An unreachable Redis costs a full replay of the topic,
                 // not the start: the topic alone holds every sale.
                 let (snapshot, rejected) = match load_snapshot(&*store, &serving, owns) {

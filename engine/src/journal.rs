@@ -64,6 +64,18 @@ mod position {
             next_offsets: Vec<i64>,
         },
     }
+
+    impl JournalPosition {
+        /// True for a file journal's position.
+        pub fn is_file(&self) -> bool {
+            matches!(self, JournalPosition::File { .. })
+        }
+
+        /// True for a position in a Kafka topic of `partitions` partitions.
+        pub fn is_kafka_with(&self, partitions: usize) -> bool {
+            matches!(self, JournalPosition::Kafka { next_offsets } if next_offsets.len() == partitions)
+        }
+    }
 }
 
 /// Appends events in order.

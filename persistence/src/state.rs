@@ -89,7 +89,7 @@ impl JournalSource for FileJournal {
     }
 
     fn owns(&self, position: &JournalPosition) -> bool {
-        matches!(position, JournalPosition::File { .. })
+        position.is_file()
     }
 }
 
@@ -256,8 +256,7 @@ impl JournalSource for crate::kafka::KafkaJournal {
     }
 
     fn owns(&self, position: &JournalPosition) -> bool {
-        matches!(position, JournalPosition::Kafka { next_offsets }
-            if next_offsets.len() == self.options().partitions as usize)
+        position.is_kafka_with(self.options().partitions as usize)
     }
 }
 
