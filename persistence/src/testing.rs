@@ -1,16 +1,19 @@
-//! Realistic events for tests, benchmarks and examples. Not used by
-//! production code.
+//! Realistic events for tests, benchmarks and examples, and helpers for the
+//! Kafka tests (a replay that collects, a broker process of a test's own).
+//! Not used by production code.
 //!
 //! Each builder takes a `seed` and varies ids, prices, attributes and list
 //! lengths with it, so a sequence of events exercises the encoding (varints
 //! of several widths, optional fields set and unset, empty and long lists).
 
+use crate::kafka::{KafkaJournal, KafkaOptions};
 use leadex_engine::event::{BidRecord, LeadSold, PingIssued, SaleRecord};
+use leadex_engine::journal::Lsn;
 use leadex_engine::lead::{
     Consent, Contact, Credit, Device, Gender, Lead, LeadAttributes, Ping, SaleType,
     SaleTypeRequest, UsState, Vertical, Zip, STATE_CODES,
 };
-use leadex_engine::{Event, LeadId, PingId};
+use leadex_engine::{Event, JournalPosition, LeadId, PingId};
 
 /// Unix ms of 2023-11-14, a base for event times.
 const BASE_TIME_MS: i64 = 1_700_000_000_000;
@@ -126,5 +129,126 @@ fn bid(seed: u64, index: u64) -> BidRecord {
         },
         buyer_price_cents,
         seller_price_cents: buyer_price_cents * 85 / 100,
+    }
+}
+
+/// Opens a Kafka journal from `from` and returns it with every event its
+/// replay visited, checking the replay's count against them.
+pub fn open_kafka(
+    options: &KafkaOptions,
+    from: Option<&JournalPosition>,
+) -> (KafkaJournal, Vec<(Lsn, Event)>) {
+    let mut replayed = Vec::new();
+    let (journal, stats) = KafkaJournal::open(options.clone(), from, &mut |lsn, event| {
+        replayed.push((lsn, event))
+    })
+    .expect("open the kafka journal");
+    assert_eq!(stats.events, replayed.len() as u64);
+    (journal, replayed)
+}
+
+/// A Tansu broker of a test's own (to freeze and resume), in memory, on a
+/// free port; the binary comes from `TEST_LEADEX_TANSU`, which
+/// `scripts/services` sets. Stopped (SIGTERM, then SIGKILL after 6 s) on
+/// drop.
+pub struct OwnTansu {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl OwnTansu {
+    /// Starts it and waits (at most 15 s) until it listens. Panics, with a
+    /// message saying how to run the tests, when `TEST_LEADEX_TANSU` is
+    /// not set.
+    pub fn start() -> OwnTansu {
+        use std::time::{Duration, Instant};
+        let binary = std::env::var("TEST_LEADEX_TANSU")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .unwrap_or_else(|| {
+                panic!(
+                    "TEST_LEADEX_TANSU is not set: run the tests through ./scripts/test (or \
+                     scripts/services), which installs Tansu and starts the test services"
+                )
+            });
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let child = std::process::Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+                "--cluster-id",
+                "leadex-test",
+            ])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
+        let tansu = OwnTansu { child, port };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        // Bounded by the deadline.
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "tansu did not listen on {port} within 15 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        tansu
+    }
+
+    /// Its bootstrap address, `127.0.0.1:<port>`.
+    pub fn brokers(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Freezes it (SIGSTOP): it keeps its in-memory topics, answers nothing,
+    /// and its connections stay open, as a hung broker's do.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes it (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+}
+
+impl Drop for OwnTansu {
+    fn drop(&mut self) {
+        use std::time::{Duration, Instant};
+        // Resumed first: a stopped process does not handle SIGTERM.
+        for signal in ["-CONT", "-TERM"] {
+            let _ = std::process::Command::new("kill")
+                .args([signal, &self.child.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(6);
+        // Bounded by the deadline; then SIGKILL.
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

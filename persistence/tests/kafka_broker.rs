@@ -10,10 +10,10 @@ use leadex_engine::journal::Lsn;
 use leadex_engine::{Event, Journal, JournalError, JournalPosition};
 use leadex_persistence::kafka::{read_range, KafkaJournal, KafkaOptions};
 use leadex_persistence::testing;
+use leadex_persistence::testing::open_kafka as open;
+use leadex_persistence::testing::OwnTansu;
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -46,19 +46,6 @@ fn options(brokers: &str, topic: &str, partitions: i32) -> KafkaOptions {
     options.topic = topic.into();
     options.partitions = partitions;
     options
-}
-
-fn open(
-    options: &KafkaOptions,
-    from: Option<&JournalPosition>,
-) -> (KafkaJournal, Vec<(Lsn, Event)>) {
-    let mut replayed = Vec::new();
-    let (journal, stats) = KafkaJournal::open(options.clone(), from, &mut |lsn, event| {
-        replayed.push((lsn, event))
-    })
-    .expect("open the kafka journal");
-    assert_eq!(stats.events, replayed.len() as u64);
-    (journal, replayed)
 }
 
 fn event_id(event: &Event) -> String {
@@ -218,85 +205,6 @@ fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     condition()
 }
 
-/// A Tansu broker of this test's own, on a free port.
-struct Tansu {
-    child: Child,
-    port: u16,
-}
-
-impl Tansu {
-    fn start() -> Tansu {
-        let binary = required_env("TEST_LEADEX_TANSU");
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("a free port")
-            .port();
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-                "--cluster-id",
-                "leadex-outage-test",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|error| panic!("cannot start {binary}: {error}"));
-        let tansu = Tansu { child, port };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        // Bounded by the deadline.
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "tansu did not listen on {port} within 15 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        tansu
-    }
-
-    fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill {signal} failed");
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        // Resumed first: a stopped process does not handle SIGTERM.
-        let _ = Command::new("kill")
-            .args(["-CONT", &self.child.id().to_string()])
-            .status();
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(6);
-        // Bounded by the deadline; then SIGKILL.
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// What one append with a callback became.
 #[derive(Default)]
 struct Ledger {
@@ -315,7 +223,7 @@ struct Ledger {
 fn a_stopped_broker_makes_the_journal_unavailable_and_every_answer_true() {
     required_env("TEST_LEADEX_KAFKA_BROKERS");
     let test_started = Instant::now();
-    let tansu = Tansu::start();
+    let tansu = OwnTansu::start();
     let mut options = options(&tansu.brokers(), &unique_topic("outage"), 2);
     options.message_timeout_ms = 3_000;
     options.unavailable_after_ms = 1_000;
@@ -371,7 +279,7 @@ fn a_stopped_broker_makes_the_journal_unavailable_and_every_answer_true() {
         "no steady deliveries before the outage: {:?}",
         journal.stats()
     );
-    tansu.signal("-STOP");
+    tansu.freeze();
     let stopped_at = Instant::now();
     let healthy_lost = loop {
         if !journal.is_healthy() {
@@ -388,7 +296,7 @@ fn a_stopped_broker_makes_the_journal_unavailable_and_every_answer_true() {
     // flight are reported failed and go through reconciliation.
     std::thread::sleep(Duration::from_millis(6_000).saturating_sub(stopped_at.elapsed()));
     let during = journal.stats();
-    tansu.signal("-CONT");
+    tansu.resume();
     let resumed_at = Instant::now();
 
     // Recovery: healthy again, then a little more traffic, then stop.

@@ -118,7 +118,7 @@ async fn a_broker_outage_refuses_posts_then_sales_resume_and_nothing_is_lost_or_
     };
     wait_for(50, "before the outage").await;
 
-    broker.stop();
+    broker.freeze();
     let stopped_at = Instant::now();
     let down = health_until(addr, Duration::from_secs(15), |s, v| {
         s == 503 && v["journal"] == "unavailable"

@@ -98,66 +98,8 @@ fn wait_port(port: u16) {
     }
 }
 
-/// A Tansu broker of the test's own (to stop and resume), in memory.
-pub struct OwnBroker {
-    child: Child,
-    pub port: u16,
-}
-
-impl OwnBroker {
-    pub fn start() -> OwnBroker {
-        let port = free_port();
-        let child = Command::new(env("TEST_LEADEX_TANSU"))
-            .args(["broker", "--listener-url"])
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .arg("--advertised-listener-url")
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .args([
-                "--storage-engine",
-                "memory://tansu/",
-                "--cluster-id",
-                "outage",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tansu starts");
-        wait_port(port);
-        OwnBroker { child, port }
-    }
-
-    pub fn brokers(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn signal(&self, signal: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill -{signal} tansu");
-    }
-
-    /// Freezes the broker (SIGSTOP): it keeps its in-memory topics, answers
-    /// nothing, and its connections stay open, as a hung broker's do.
-    pub fn stop(&self) {
-        self.signal("STOP");
-    }
-
-    /// Resumes it (SIGCONT).
-    pub fn resume(&self) {
-        self.signal("CONT");
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A Tansu broker of the test's own (to freeze and resume).
+pub use leadex_persistence::testing::OwnTansu as OwnBroker;
 
 /// A redis-server of the test's own, on a fixed port (to stop and start
 /// again on the same address).

@@ -9,6 +9,7 @@ use super::codec::{self, EVENT_ID_HEADER};
 use super::reader;
 use super::*;
 use crate::testing;
+use crate::testing::open_kafka as open;
 use leadex_engine::journal::Lsn;
 use leadex_engine::{Event, Journal, JournalError, JournalPosition};
 use rdkafka::message::{Headers, Message};
@@ -48,19 +49,6 @@ fn options(mock: &Mock, topic: &str, partitions: i32) -> KafkaOptions {
     options.topic = topic.to_string();
     options.partitions = partitions;
     options
-}
-
-fn open(
-    options: &KafkaOptions,
-    from: Option<&JournalPosition>,
-) -> (KafkaJournal, Vec<(Lsn, Event)>) {
-    let mut replayed = Vec::new();
-    let (journal, stats) = KafkaJournal::open(options.clone(), from, &mut |lsn, event| {
-        replayed.push((lsn, event))
-    })
-    .expect("open");
-    assert_eq!(stats.events, replayed.len() as u64);
-    (journal, replayed)
 }
 
 type Outcome = mpsc::Receiver<Result<Lsn, JournalError>>;
