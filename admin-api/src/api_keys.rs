@@ -108,7 +108,7 @@ fn validate(new: &NewKey) -> Result<(), ApiError> {
 
 /// Creates the key record for `new` and journals it; returns the secret.
 pub(crate) async fn create_key(
-    state: &AppState,
+    admin: &crate::Admin,
     name: String,
     role: Role,
     tenant: Option<String>,
@@ -127,12 +127,11 @@ pub(crate) async fn create_key(
         role,
         tenant,
         secret_sha256,
-        created_at_ms: state.admin.now_ms(),
+        created_at_ms: admin.now_ms(),
         revoked_at_ms: None,
         expires_at_ms: None,
     };
-    state
-        .admin
+    admin
         .commit(AdminChange::KeyCreated { key: key.clone() })
         .await?;
     Ok(CreatedKey {
@@ -159,7 +158,7 @@ pub(crate) async fn create(
     caller.require(Role::Admin)?;
     validate(&new)?;
     let created = create_key(
-        &state,
+        &state.admin,
         new.name.trim().to_owned(),
         new.role,
         new.tenant,
@@ -264,7 +263,7 @@ pub(crate) async fn rotate(
             "no such key (it is revoked or expired)",
         ));
     }
-    let created = create_key(&state, old.name, old.role, old.tenant, None).await?;
+    let created = create_key(&state.admin, old.name, old.role, old.tenant, None).await?;
     let at_ms = now + (overlap * 1000) as i64;
     state
         .admin

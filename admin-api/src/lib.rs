@@ -279,12 +279,8 @@ pub async fn bootstrap_admin_key(
         )
         .with_field("LEADEX_ADMIN_KEY"));
     }
-    let state = AppState {
-        health: Arc::new(Health::default),
-        admin,
-    };
     let created = api_keys::create_key(
-        &state,
+        &admin,
         "first admin key".into(),
         keys::Role::Admin,
         None,
