@@ -22,6 +22,9 @@ const DRAIN_TIMEOUT_MS: u64 = 10_000;
 const SWEEP_INTERVAL_MS: u64 = 1_000;
 /// Most pings forgotten per sweep (bounds the sweeper's work per tick).
 const SWEEP_ITEMS_MAX: usize = 200_000;
+/// Committed sales queued for the admin store at most; past it the
+/// journal callback waits (backpressure, never a dropped sale).
+const SALES_FEED_CAPACITY: usize = 65_536;
 
 /// A running server.
 pub struct Running {
@@ -111,11 +114,38 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         elapsed_ms = started.elapsed().as_millis() as u64,
         "state restored"
     );
+    if restored.snapshot.is_none() && restored.events == 0 {
+        // A first start: the config's marketplace files are the seed. A
+        // snapshot now makes the marketplace part of the stored state, so
+        // later edits of those files cannot change what the journal's
+        // marketplace changes apply to.
+        let seed_storage = storage.clone();
+        match tokio::task::spawn_blocking(move || seed_storage.checkpoint()).await {
+            Ok(Ok(_)) => tracing::info!("first start: the marketplace seed is stored"),
+            Ok(Err(error)) => {
+                tracing::warn!(error = %format!("{error:#}"), "first start: the marketplace seed could not be stored yet; the next snapshot stores it")
+            }
+            Err(error) => tracing::warn!(%error, "first start: the seed snapshot task failed"),
+        }
+    }
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
     let gauges_storage = storage.clone();
+    // Committed sales go to the admin store (lead lists, ledgers, webhooks)
+    // through a bounded queue and a thread of their own, off the journal
+    // writer's path unless the queue is full.
+    let (sales_tx, sales_rx) = crossbeam_channel::bounded(SALES_FEED_CAPACITY);
+    let feed_store = admin_store.clone();
+    std::thread::Builder::new()
+        .name("leadex-sales-feed".into())
+        .spawn(move || {
+            for sold in sales_rx {
+                feed_store.record_sale(&sold);
+            }
+        })
+        .context("starting the sales feed thread")?;
     let app = Arc::new(App {
         engine: engine.clone(),
         journal: storage.journal(),
@@ -128,6 +158,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             max_connections: config.server.max_connections,
             durable_wait_ms: config.storage.durable_wait_ms,
         },
+        sales_feed: Some(sales_tx),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sweeper_engine = engine.clone();
@@ -144,6 +175,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let clock_engine = engine.clone();
     let admin = Arc::new(leadex_admin_api::Admin::new(
         admin_store,
+        engine.clone(),
         storage.journal(),
         Arc::new(move || clock_engine.now_ms()),
         Duration::from_millis(config.storage.durable_wait_ms),
@@ -167,6 +199,16 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     let admin_addr = admin_listener.local_addr()?;
     let health_storage = storage.clone();
     let health_engine = engine.clone();
+    let webhook_settings = leadex_admin_api::webhooks::WebhookSettings {
+        policy: leadex_admin_api::webhook::TargetPolicy {
+            allow_private: config.admin.webhook_allow_private,
+            allowed_hosts: config.admin.webhook_allowed_hosts.clone(),
+        },
+        timeout_ms: config.admin.webhook_timeout_ms,
+        max_attempts: config.admin.webhook_max_attempts,
+        backoff_base_ms: config.admin.webhook_backoff_base_ms,
+        ..Default::default()
+    };
     let admin_router = leadex_admin_api::router(
         leadex_admin_api::AdminSettings {
             request_timeout_ms: config.admin.request_timeout_ms,
@@ -181,8 +223,14 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
                 pending_pings: health_engine.pending_pings() as u64,
             }
         }),
-        admin,
+        admin.clone(),
+        webhook_settings.clone(),
     );
+    tokio::spawn(leadex_admin_api::webhooks::run_delivery_worker(
+        admin.clone(),
+        webhook_settings,
+        stop_rx.clone(),
+    ));
     let mut admin_stop = stop_rx.clone();
     let admin = tokio::spawn(leadex_admin_api::serve(
         admin_listener,

@@ -46,6 +46,10 @@ pub struct App {
     pub metrics: Metrics,
     /// Settings.
     pub settings: ServerSettings,
+    /// Where committed sales go for the admin API (lead lists, ledgers,
+    /// webhooks): a bounded queue drained by its own thread. A full queue
+    /// makes the journal's callback wait, so a sale is never dropped.
+    pub sales_feed: Option<crossbeam_channel::Sender<leadex_engine::event::LeadSold>>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -356,6 +360,7 @@ async fn seller_request(
 /// rollback if the journal drops the callback without calling it.
 struct SettleOnce {
     inner: Option<(Arc<Engine>, Settlement, DurableSender)>,
+    feed: Option<crossbeam_channel::Sender<leadex_engine::event::LeadSold>>,
 }
 
 /// Tells the waiting request how its sale ended.
@@ -367,6 +372,13 @@ impl SettleOnce {
             let outcome = match result {
                 Ok(_) => {
                     engine.commit(&settlement);
+                    if let (Some(feed), leadex_engine::Event::LeadSold(sold)) =
+                        (&self.feed, &settlement.event)
+                    {
+                        // Blocks only while the admin side is a whole queue
+                        // behind; an error means it has stopped (shutdown).
+                        let _ = feed.send(sold.clone());
+                    }
                     Ok(())
                 }
                 Err(e) => {
@@ -402,6 +414,7 @@ async fn durable_sale(
     let (tx, rx) = tokio::sync::oneshot::channel::<Result<(), JournalError>>();
     let mut guard = SettleOnce {
         inner: Some((app.engine.clone(), settlement, tx)),
+        feed: app.sales_feed.clone(),
     };
     let callback = Box::new(move |result: Result<u64, JournalError>| guard.finish(result));
     // If `append` refuses, it drops the callback, and the guard rolls back.

@@ -97,25 +97,21 @@ impl Storage {
         runtime: tokio::runtime::Handle,
     ) -> anyhow::Result<(Storage, RestoreReport)> {
         let started = Instant::now();
-        let marketplace = encode_marketplace(market);
         let (settings, market_copy) = (config.engine, market.clone());
         // Restore goes through the same `Replica` as checkpoints, so the two
         // paths cannot drift apart.
         let serving = ServerReplica {
             engine: EngineReplica {
                 engine: engine.clone(),
-                marketplace: marketplace.clone(),
             },
             admin: admin.clone(),
         };
-        let replica_market = marketplace.clone();
         let fresh_replica: Box<dyn Fn() -> Box<dyn Replica> + Send + Sync> = Box::new(move || {
             let engine = Engine::new(settings, &market_copy, Arc::new(SystemClock))
                 .expect("invariant: the marketplace compiled once already");
             Box::new(ServerReplica {
                 engine: EngineReplica {
                     engine: Arc::new(engine),
-                    marketplace: replica_market.clone(),
                 },
                 admin: Arc::new(AdminStore::default()),
             })
@@ -342,9 +338,10 @@ fn load_snapshot(
     let Some(snapshot) = snapshot else {
         return Ok((None, rejected));
     };
-    if snapshot.marketplace != replica.engine.marketplace {
+    if snapshot.marketplace != encode_marketplace(&replica.engine.engine.marketplace()) {
         tracing::info!(
-            "the marketplace changed since the snapshot; counters carry over by campaign id"
+            "the marketplace comes from the snapshot and the journal; the config's marketplace \
+             files seed only a first start (change it through the admin API)"
         );
     }
     if let Err(reason) = replica.restore(&snapshot) {
@@ -388,6 +385,15 @@ impl Replica for ServerReplica {
     fn apply(&self, event: &leadex_engine::Event) -> Result<(), String> {
         match event {
             leadex_engine::Event::Admin(record) => self.admin.apply(record).map(|_| ()),
+            leadex_engine::Event::Market(record) => {
+                self.engine.apply(event)?;
+                self.admin.apply_market(record).map(|_| ())
+            }
+            leadex_engine::Event::LeadSold(sold) => {
+                self.engine.apply(event)?;
+                self.admin.record_sale(sold);
+                Ok(())
+            }
             other => self.engine.apply(other),
         }
     }

@@ -3,8 +3,8 @@
 use crate::admin::Principal;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::json::ApiJson;
-use crate::keys::{generate_id, generate_secret, ApiKey, Role};
-use crate::store::AdminChange;
+use crate::keys::{generate_id, generate_secret, ApiKey, Role, Tier};
+use crate::store::{AdminChange, AdminPayload};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -29,8 +29,12 @@ pub struct NewKey {
     /// What the key may do.
     pub role: Role,
     /// The account the key is bound to: required for every role but
-    /// `admin`, refused for `admin`.
+    /// `admin`, refused for `admin`. A buyer id for `buyer`, `manager` and
+    /// `agent` keys, a seller id for `seller` keys.
     pub tenant: Option<String>,
+    /// Rate-limit tier (default `standard`: 120 requests per minute).
+    #[serde(default)]
+    pub tier: Tier,
 }
 
 /// A rotation.
@@ -59,6 +63,8 @@ pub struct KeyView {
     pub revoked_at_ms: Option<i64>,
     /// End of validity (after a rotation), Unix ms.
     pub expires_at_ms: Option<i64>,
+    /// Rate-limit tier.
+    pub tier: Tier,
 }
 
 impl From<ApiKey> for KeyView {
@@ -71,6 +77,7 @@ impl From<ApiKey> for KeyView {
             created_at_ms: k.created_at_ms,
             revoked_at_ms: k.revoked_at_ms,
             expires_at_ms: k.expires_at_ms,
+            tier: k.tier,
         }
     }
 }
@@ -88,7 +95,29 @@ fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::new(ErrorCode::InvalidField, message).with_field(field)
 }
 
-fn validate(new: &NewKey) -> Result<(), ApiError> {
+fn validate(admin: &crate::Admin, new: &NewKey) -> Result<(), ApiError> {
+    validate_shape(new)?;
+    if let Some(tenant) = &new.tenant {
+        let market = admin.engine.marketplace();
+        let exists = match new.role {
+            Role::Seller => market.sellers.iter().any(|s| &s.id == tenant),
+            _ => market.buyers.iter().any(|b| &b.id == tenant),
+        };
+        if !exists {
+            return Err(invalid(
+                "tenant",
+                if new.role == Role::Seller {
+                    "no such seller"
+                } else {
+                    "no such buyer"
+                },
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_shape(new: &NewKey) -> Result<(), ApiError> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
         return Err(invalid("name", "must be 1 to 100 characters"));
@@ -106,14 +135,15 @@ fn validate(new: &NewKey) -> Result<(), ApiError> {
     }
 }
 
-/// Creates the key record for `new` and journals it; returns the secret.
-pub(crate) async fn create_key(
-    admin: &crate::Admin,
+/// A new key record for `new` (not yet journaled) and its secret.
+pub(crate) fn new_key(
+    now_ms: i64,
     name: String,
     role: Role,
     tenant: Option<String>,
+    tier: Tier,
     secret: Option<String>,
-) -> Result<CreatedKey, ApiError> {
+) -> (ApiKey, String) {
     let (secret, secret_sha256) = match secret {
         Some(s) => {
             let hash = crate::keys::secret_hash(&s);
@@ -127,17 +157,12 @@ pub(crate) async fn create_key(
         role,
         tenant,
         secret_sha256,
-        created_at_ms: admin.now_ms(),
+        created_at_ms: now_ms,
         revoked_at_ms: None,
         expires_at_ms: None,
+        tier,
     };
-    admin
-        .commit(AdminChange::KeyCreated { key: key.clone() })
-        .await?;
-    Ok(CreatedKey {
-        key: key.into(),
-        secret,
-    })
+    (key, secret)
 }
 
 /// Creates a key; its secret is in the answer and nowhere else.
@@ -156,15 +181,30 @@ pub(crate) async fn create(
     ApiJson(new): ApiJson<NewKey>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
-    validate(&new)?;
-    let created = create_key(
-        &state.admin,
+    let turn = state.admin.begin().await;
+    validate(&state.admin, &new)?;
+    let (key, secret) = new_key(
+        state.admin.now_ms(),
         new.name.trim().to_owned(),
         new.role,
         new.tenant,
+        new.tier,
         None,
-    )
-    .await?;
+    );
+    let payload = AdminPayload::one(AdminChange::KeyCreated { key: key.clone() }).audited(
+        crate::audit::entry(
+            &caller,
+            "POST /v1/keys",
+            format!("key {}", key.id),
+            None::<&()>,
+            Some(&KeyView::from(key.clone())),
+        ),
+    );
+    state.admin.commit(turn, payload).await?;
+    let created = CreatedKey {
+        key: key.into(),
+        secret,
+    };
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -207,6 +247,7 @@ fn find(state: &AppState, id: &str) -> Result<ApiKey, ApiError> {
         (status = 401, description = "No valid key", body = ErrorBody),
         (status = 403, description = "Not an admin key", body = ErrorBody),
         (status = 404, description = "No such key", body = ErrorBody),
+        (status = 409, description = "The key making the request (revoke it with another admin key)", body = ErrorBody),
         (status = 503, description = "Not made durable", body = ErrorBody),
     ))]
 pub(crate) async fn revoke(
@@ -215,13 +256,30 @@ pub(crate) async fn revoke(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Role::Admin)?;
+    let turn = state.admin.begin().await;
     let key = find(&state, &id)?;
+    if key.id == caller.key.id {
+        // Revoking the key in use would lock out an operator with one key.
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            "this is the key making the request; revoke it with another admin key",
+        ));
+    }
     if key.revoked_at_ms.is_none() {
         let at_ms = state.admin.now_ms();
-        state
-            .admin
-            .commit(AdminChange::KeyRevoked { id, at_ms })
-            .await?;
+        let before = KeyView::from(key.clone());
+        let payload = AdminPayload::one(AdminChange::KeyRevoked {
+            id: id.clone(),
+            at_ms,
+        })
+        .audited(crate::audit::entry(
+            &caller,
+            "DELETE /v1/keys/{id}",
+            format!("key {id}"),
+            Some(&before),
+            None::<&KeyView>,
+        ));
+        state.admin.commit(turn, payload).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }
@@ -255,6 +313,7 @@ pub(crate) async fn rotate(
             "must be at most 2592000 (30 days)",
         ));
     }
+    let turn = state.admin.begin().await;
     let old = find(&state, &id)?;
     let now = state.admin.now_ms();
     if !old.is_active(now) {
@@ -263,11 +322,30 @@ pub(crate) async fn rotate(
             "no such key (it is revoked or expired)",
         ));
     }
-    let created = create_key(&state.admin, old.name, old.role, old.tenant, None).await?;
+    let (key, secret) = new_key(now, old.name, old.role, old.tenant, old.tier, None);
     let at_ms = now + (overlap * 1000) as i64;
-    state
-        .admin
-        .commit(AdminChange::KeyExpires { id, at_ms })
-        .await?;
+    // One record: the new key and the old key's end come together or not.
+    let payload = AdminPayload {
+        changes: vec![
+            AdminChange::KeyCreated { key: key.clone() },
+            AdminChange::KeyExpires {
+                id: id.clone(),
+                at_ms,
+            },
+        ],
+        audit: None,
+    }
+    .audited(crate::audit::entry(
+        &caller,
+        "POST /v1/keys/{id}/rotate",
+        format!("key {id}"),
+        None::<&KeyView>,
+        Some(&KeyView::from(key.clone())),
+    ));
+    state.admin.commit(turn, payload).await?;
+    let created = CreatedKey {
+        key: key.into(),
+        secret,
+    };
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }

@@ -21,6 +21,15 @@ pub enum ErrorCode {
     Forbidden,
     /// 404: no such route, or no such record visible to the caller.
     NotFound,
+    /// 409: the record exists already, or is in a state that refuses the
+    /// change (the message says which).
+    Conflict,
+    /// 409: the lead's return window has closed.
+    ReturnWindowClosed,
+    /// 409: the campaign's maximum return percentage is reached.
+    ReturnLimitReached,
+    /// 409: the lead was returned already.
+    AlreadyReturned,
     /// 405: the route exists but not with this method.
     MethodNotAllowed,
     /// 413: the body is larger than `admin.body_limit_bytes`.
@@ -39,7 +48,11 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 16] = [
+        ErrorCode::Conflict,
+        ErrorCode::ReturnWindowClosed,
+        ErrorCode::ReturnLimitReached,
+        ErrorCode::AlreadyReturned,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidField,
         ErrorCode::Unauthorized,
@@ -62,6 +75,10 @@ impl ErrorCode {
             ErrorCode::Forbidden => StatusCode::FORBIDDEN,
             ErrorCode::PersistenceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::NotFound => StatusCode::NOT_FOUND,
+            ErrorCode::Conflict
+            | ErrorCode::ReturnWindowClosed
+            | ErrorCode::ReturnLimitReached
+            | ErrorCode::AlreadyReturned => StatusCode::CONFLICT,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -81,6 +98,8 @@ pub struct ApiError {
     pub message: String,
     /// The offending field (a JSON path such as `caps.daily.leads`).
     pub field: Option<String>,
+    /// Seconds to wait, sent as `Retry-After` (rate limits).
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -90,6 +109,7 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after_s: None,
         }
     }
 
@@ -128,7 +148,14 @@ impl IntoResponse for ApiError {
                 field: self.field,
             },
         };
-        (self.code.status(), axum::Json(body)).into_response()
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(s),
+            );
+        }
+        response
     }
 }
 

@@ -45,3 +45,39 @@ fn rejection_error(rejection: &JsonRejection) -> ApiError {
         other => ApiError::new(ErrorCode::InvalidJson, other.body_text()),
     }
 }
+
+/// Query parameters of type `T`, with the admin API's errors.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiQuery<T>(pub T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(ApiQuery(value)),
+            Err(rejection) => Err(ApiError::new(
+                ErrorCode::InvalidField,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// Most items a list answers with.
+pub const LIST_LIMIT_MAX: u32 = 1_000;
+
+/// A list's `limit` parameter: 100 when absent, 1 to 1000.
+pub fn limit(asked: Option<u32>) -> Result<usize, ApiError> {
+    match asked.unwrap_or(100) {
+        n @ 1..=LIST_LIMIT_MAX => Ok(n as usize),
+        _ => Err(ApiError::new(ErrorCode::InvalidField, "must be 1 to 1000").with_field("limit")),
+    }
+}

@@ -30,6 +30,33 @@ impl Role {
     }
 }
 
+/// Rate-limit tier of a key: requests per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Tier {
+    /// 60 requests per minute.
+    Basic,
+    /// 120 requests per minute.
+    #[default]
+    Standard,
+    /// 300 requests per minute.
+    Premium,
+    /// 600 requests per minute.
+    Enterprise,
+}
+
+impl Tier {
+    /// Requests allowed per minute.
+    pub fn requests_per_minute(self) -> u32 {
+        match self {
+            Tier::Basic => 60,
+            Tier::Standard => 120,
+            Tier::Premium => 300,
+            Tier::Enterprise => 600,
+        }
+    }
+}
+
 /// A key as stored: never the secret, only its hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiKey {
@@ -50,12 +77,41 @@ pub struct ApiKey {
     pub revoked_at_ms: Option<i64>,
     /// After this time the key no longer works (set by a rotation), Unix ms.
     pub expires_at_ms: Option<i64>,
+    /// Rate-limit tier.
+    #[serde(default)]
+    pub tier: Tier,
 }
 
 impl ApiKey {
     /// True when the key authenticates at `now_ms`.
     pub fn is_active(&self, now_ms: i64) -> bool {
         self.revoked_at_ms.is_none() && self.expires_at_ms.is_none_or(|e| now_ms < e)
+    }
+}
+
+/// Rate limits per key: GCRA (a token bucket kept as one "theoretical
+/// arrival time" per key), a minute's worth of requests as the burst.
+/// The admin path is not the hot path, so one mutex over a map is enough;
+/// it is held for a few instructions.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    tat_ms: parking_lot::Mutex<std::collections::HashMap<String, i64>>,
+}
+
+impl RateLimiter {
+    /// Counts a request of `key_id` at `now_ms` against `per_minute`;
+    /// `Err(retry_after_s)` when over the limit (nothing counted).
+    pub fn check(&self, key_id: &str, per_minute: u32, now_ms: i64) -> Result<(), u64> {
+        let interval_ms = 60_000 / i64::from(per_minute.max(1));
+        let burst_ms = 60_000 - interval_ms;
+        let mut map = self.tat_ms.lock();
+        let tat = map.get(key_id).copied().unwrap_or(now_ms).max(now_ms);
+        if tat - now_ms > burst_ms {
+            let wait_ms = tat - now_ms - burst_ms;
+            return Err((wait_ms as u64).div_ceil(1000).max(1));
+        }
+        map.insert(key_id.to_string(), tat + interval_ms);
+        Ok(())
     }
 }
 
@@ -100,5 +156,35 @@ mod tests {
         assert_ne!(ha, hb);
         assert!(!ha.contains(&a[SECRET_PREFIX.len()..]));
         assert_eq!(generate_id("k_").len(), 34);
+    }
+
+    #[test]
+    fn a_tier_allows_its_requests_per_minute_then_asks_to_wait() {
+        let limiter = RateLimiter::default();
+        let now = 1_000_000;
+        for i in 0..60 {
+            assert_eq!(
+                limiter.check("k", Tier::Basic.requests_per_minute(), now),
+                Ok(()),
+                "request {i}"
+            );
+        }
+        assert_eq!(
+            limiter.check("k", 60, now),
+            Err(1),
+            "the 61st within the minute waits a second"
+        );
+        assert_eq!(
+            limiter.check("other", 60, now),
+            Ok(()),
+            "keys are limited apart"
+        );
+        assert_eq!(
+            limiter.check("k", 60, now + 1_000),
+            Ok(()),
+            "one more per second after"
+        );
+        assert!(limiter.check("k", 60, now + 1_000).is_err());
+        assert_eq!(Tier::Enterprise.requests_per_minute(), 600);
     }
 }

@@ -28,23 +28,35 @@
 //! use leadex_admin_api::{router, Admin, AdminSettings, AdminStore, Health};
 //! use std::sync::Arc;
 //! let journal = Arc::new(leadex_engine::MemoryJournal::default());
+//! let market = leadex_engine::spec::MarketplaceSpec::default();
+//! let clock = Arc::new(leadex_engine::SystemClock);
+//! let engine = Arc::new(leadex_engine::Engine::new(Default::default(), &market, clock).unwrap());
 //! let admin = Arc::new(Admin::new(
 //!     Arc::new(AdminStore::default()),
+//!     engine,
 //!     journal,
 //!     Arc::new(|| 1_700_000_000_000),
 //!     std::time::Duration::from_secs(5),
 //! ));
-//! let app = router(AdminSettings::default(), Arc::new(|| Health::default()), admin);
+//! let app = router(AdminSettings::default(), Arc::new(|| Health::default()), admin, Default::default());
 //! # drop(app);
 //! # }
 //! ```
 
 pub mod admin;
+mod agents;
 mod api_keys;
+mod audit;
+pub mod crm;
 pub mod error;
 pub mod json;
 pub mod keys;
+mod leads;
+mod market;
+pub mod records;
 pub mod store;
+pub mod webhook;
+pub mod webhooks;
 
 pub use admin::{Admin, Principal};
 pub use store::AdminStore;
@@ -53,7 +65,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use std::sync::Arc;
@@ -99,6 +111,8 @@ pub type HealthSource = Arc<dyn Fn() -> Health + Send + Sync>;
 pub struct AppState {
     health: HealthSource,
     admin: Arc<Admin>,
+    webhooks: Arc<webhooks::WebhookSettings>,
+    limiter: Arc<keys::RateLimiter>,
 }
 
 /// The `GET /healthz` answer.
@@ -155,7 +169,55 @@ async fn openapi_json() -> Response {
         api_keys::create,
         api_keys::list,
         api_keys::revoke,
-        api_keys::rotate
+        api_keys::rotate,
+        market::create_seller,
+        market::list_sellers,
+        market::get_seller,
+        market::put_seller,
+        market::create_seller_key,
+        market::put_source,
+        market::list_sources,
+        market::create_buyer,
+        market::list_buyers,
+        market::get_buyer,
+        market::put_buyer,
+        market::create_campaign,
+        market::list_campaigns,
+        market::get_campaign,
+        market::put_campaign,
+        market::pause,
+        market::resume,
+        market::change_budget,
+        market::ledger,
+        leads::list,
+        leads::get,
+        leads::return_lead,
+        leads::set_status,
+        leads::add_note,
+        leads::add_attempt,
+        crm::create_quote,
+        crm::list_quotes,
+        crm::get_quote,
+        crm::decline_quote,
+        crm::create_policy,
+        crm::list_policies,
+        crm::get_policy,
+        crm::list_commissions,
+        crm::approve,
+        crm::pay,
+        crm::get_plan,
+        crm::put_plan,
+        agents::put_agent,
+        agents::list_agents,
+        agents::get_agent,
+        agents::put_team,
+        agents::list_teams,
+        webhooks::create,
+        webhooks::list,
+        webhooks::get,
+        webhooks::delete,
+        webhooks::deliveries,
+        audit::list
     ),
     components(schemas(
         ErrorBody,
@@ -166,12 +228,45 @@ async fn openapi_json() -> Response {
         api_keys::NewKey,
         api_keys::Rotation,
         api_keys::KeyView,
-        api_keys::CreatedKey
+        api_keys::CreatedKey,
+        keys::Tier,
+        market::SellerView,
+        market::SellerInput,
+        market::SellerKey,
+        market::SourceInput,
+        market::CampaignView,
+        market::CampaignLive,
+        market::CapUse,
+        market::BudgetChange,
+        market::Ledger,
+        leads::LeadView,
+        leads::LeadPage,
+        leads::ReturnRequest,
+        leads::StatusChange,
+        leads::NoteInput,
+        leads::AttemptInput,
+        crm::QuoteInput,
+        crm::PolicyInput,
+        crm::PolicyCreated,
+        agents::AgentInput,
+        agents::TeamInput,
+        webhooks::WebhookView,
+        webhooks::WebhookInput,
+        webhooks::CreatedWebhook,
+        audit::AuditPage
     )),
     modifiers(&BearerAuth),
     tags(
         (name = "service", description = "Health and this document"),
-        (name = "keys", description = "API keys: created with a secret shown once, stored hashed")
+        (name = "keys", description = "API keys: created with a secret shown once, stored hashed"),
+        (name = "sellers", description = "Sellers, their sources and seller API keys"),
+        (name = "buyers", description = "Buyer accounts (with parent accounts)"),
+        (name = "campaigns", description = "Campaigns: configuration, pause and resume, budget, ledger, live status"),
+        (name = "leads", description = "Purchased leads, returns, and the CRM pipeline"),
+        (name = "crm", description = "Quotes, policies, commissions and commission plans"),
+        (name = "agents", description = "Agents and teams of a buyer account"),
+        (name = "webhooks", description = "Webhook subscriptions and their delivery logs"),
+        (name = "audit", description = "The audit log of every mutation")
     )
 )]
 pub struct ApiDoc;
@@ -223,9 +318,24 @@ fn panic_answer(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 /// The admin API's router with every layer. `health` reads the server's
-/// health for `GET /healthz`; `admin` holds the state and the journal.
-pub fn router(settings: AdminSettings, health: HealthSource, admin: Arc<Admin>) -> Router {
-    frame(routes(Router::new()), settings, AppState { health, admin })
+/// health for `GET /healthz`; `admin` holds the state and the journal;
+/// `webhooks` says which webhook targets are allowed.
+pub fn router(
+    settings: AdminSettings,
+    health: HealthSource,
+    admin: Arc<Admin>,
+    webhooks: webhooks::WebhookSettings,
+) -> Router {
+    frame(
+        routes(Router::new()),
+        settings,
+        AppState {
+            health,
+            admin,
+            webhooks: Arc::new(webhooks),
+            limiter: Arc::new(keys::RateLimiter::default()),
+        },
+    )
 }
 
 /// Puts `routes` in the service frame: state, JSON fallbacks, body limit,
@@ -257,6 +367,73 @@ fn routes(router: Router<AppState>) -> Router<AppState> {
             "/v1/keys/{id}/rotate",
             axum::routing::post(api_keys::rotate),
         )
+        .route(
+            "/v1/sellers",
+            get(market::list_sellers).post(market::create_seller),
+        )
+        .route(
+            "/v1/sellers/{id}",
+            get(market::get_seller).put(market::put_seller),
+        )
+        .route("/v1/sellers/{id}/keys", post(market::create_seller_key))
+        .route(
+            "/v1/sellers/{id}/sources",
+            get(market::list_sources).post(market::put_source),
+        )
+        .route(
+            "/v1/buyers",
+            get(market::list_buyers).post(market::create_buyer),
+        )
+        .route(
+            "/v1/buyers/{id}",
+            get(market::get_buyer).put(market::put_buyer),
+        )
+        .route(
+            "/v1/campaigns",
+            get(market::list_campaigns).post(market::create_campaign),
+        )
+        .route(
+            "/v1/campaigns/{id}",
+            get(market::get_campaign).put(market::put_campaign),
+        )
+        .route("/v1/campaigns/{id}/pause", post(market::pause))
+        .route("/v1/campaigns/{id}/resume", post(market::resume))
+        .route("/v1/campaigns/{id}/budget", post(market::change_budget))
+        .route("/v1/campaigns/{id}/ledger", get(market::ledger))
+        .route("/v1/leads", get(leads::list))
+        .route("/v1/leads/{id}", get(leads::get))
+        .route("/v1/leads/{id}/return", post(leads::return_lead))
+        .route("/v1/leads/{id}/status", post(leads::set_status))
+        .route("/v1/leads/{id}/notes", post(leads::add_note))
+        .route("/v1/leads/{id}/attempts", post(leads::add_attempt))
+        .route("/v1/quotes", get(crm::list_quotes).post(crm::create_quote))
+        .route("/v1/quotes/{id}", get(crm::get_quote))
+        .route("/v1/quotes/{id}/decline", post(crm::decline_quote))
+        .route(
+            "/v1/policies",
+            get(crm::list_policies).post(crm::create_policy),
+        )
+        .route("/v1/policies/{id}", get(crm::get_policy))
+        .route("/v1/commissions", get(crm::list_commissions))
+        .route("/v1/commissions/{id}/approve", post(crm::approve))
+        .route("/v1/commissions/{id}/pay", post(crm::pay))
+        .route(
+            "/v1/commission-plans/{buyer_id}",
+            get(crm::get_plan).put(crm::put_plan),
+        )
+        .route(
+            "/v1/agents",
+            get(agents::list_agents).post(agents::put_agent),
+        )
+        .route("/v1/agents/{id}", get(agents::get_agent))
+        .route("/v1/teams", get(agents::list_teams).post(agents::put_team))
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get).delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
+        .route("/v1/audit", get(audit::list))
 }
 
 /// At first start (no admin key works yet), creates the first admin key:
@@ -279,15 +456,22 @@ pub async fn bootstrap_admin_key(
         )
         .with_field("LEADEX_ADMIN_KEY"));
     }
-    let created = api_keys::create_key(
-        &admin,
+    let turn = admin.begin().await;
+    let (key, secret) = api_keys::new_key(
+        admin.now_ms(),
         "first admin key".into(),
         keys::Role::Admin,
         None,
+        keys::Tier::Enterprise,
         env_secret,
-    )
-    .await?;
-    Ok((!from_env).then_some(created.secret))
+    );
+    admin
+        .commit(
+            turn,
+            store::AdminPayload::one(store::AdminChange::KeyCreated { key }),
+        )
+        .await?;
+    Ok((!from_env).then_some(secret))
 }
 
 /// Serves `router` on `listener` until `shutdown` completes, then lets

@@ -95,6 +95,19 @@ pub struct AdminConfig {
     pub request_timeout_ms: u64,
     /// Largest admin request body, bytes. Default 1048576 (1 MiB).
     pub body_limit_bytes: usize,
+    /// Deliver webhooks to private, loopback and link-local addresses too.
+    /// Default false (SSRF protection); for tests and single-host setups.
+    pub webhook_allow_private: bool,
+    /// Host names (or IP literals) webhooks may reach even when they
+    /// resolve to private addresses, e.g. an internal CRM. Default none.
+    pub webhook_allowed_hosts: Vec<String>,
+    /// Deadline of one webhook attempt, ms. Default 10000.
+    pub webhook_timeout_ms: u64,
+    /// Attempts before a webhook delivery is marked failed. Default 8.
+    pub webhook_max_attempts: u32,
+    /// Delay after a webhook's first failed attempt, ms; doubles each time
+    /// (with jitter) up to one hour. Default 1000.
+    pub webhook_backoff_base_ms: u64,
 }
 
 impl Default for AdminConfig {
@@ -103,6 +116,11 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8081)),
             request_timeout_ms: 10_000,
             body_limit_bytes: 1 << 20,
+            webhook_allow_private: false,
+            webhook_allowed_hosts: Vec::new(),
+            webhook_timeout_ms: 10_000,
+            webhook_max_attempts: 8,
+            webhook_backoff_base_ms: 1_000,
         }
     }
 }
@@ -359,6 +377,19 @@ impl Config {
             TIMEOUT_MS_MAX,
         )?;
         check_range("admin.body_limit_bytes", a.body_limit_bytes, 1024, 64 << 20)?;
+        check_range(
+            "admin.webhook_timeout_ms",
+            a.webhook_timeout_ms,
+            100,
+            60_000,
+        )?;
+        check_range("admin.webhook_max_attempts", a.webhook_max_attempts, 1, 50)?;
+        check_range(
+            "admin.webhook_backoff_base_ms",
+            a.webhook_backoff_base_ms,
+            10,
+            3_600_000,
+        )?;
         if a.listen == s.listen && a.listen.port() != 0 {
             return Err(invalid(
                 "admin.listen",

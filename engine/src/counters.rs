@@ -241,6 +241,19 @@ impl CampaignCounters {
         self.sold.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// Gives back spend for a returned lead: the lifetime spend goes down by
+    /// `cents`, so the budget has that much more room; the caps the sale
+    /// used stay used (a return does not reopen an hour's cap).
+    ///
+    /// Wrapping, so that a refund and the sale it refunds give the same sum
+    /// in either order (a multi-partition journal may replay them in
+    /// either); the admin API never refunds more than a sale charged.
+    pub fn credit(&self, cents: u64) {
+        // Relaxed: the spend word is read and changed only by atomic
+        // read-modify-writes; nothing else is published with it.
+        self.spent_cents.fetch_sub(cents, Ordering::Relaxed);
+    }
+
     /// Applies a journaled sale during replay: no limit checks (the sale was
     /// accepted when it happened), periods taken from the sale's own time.
     pub fn replay_charge(&self, price_cents: u64, at: &LocalTime) {

@@ -16,7 +16,7 @@
 use crate::auction::{campaign_local_time, run_auction, NoBidReason, Scratch, Winner};
 use crate::clock::Clock;
 use crate::counters::{CampaignCounters, Charge, CounterReading};
-use crate::event::{BidRecord, Event, LeadSold, PingIssued, SaleRecord};
+use crate::event::{BidRecord, Event, LeadSold, MarketChange, PingIssued, SaleRecord};
 use crate::hash::stable_hash;
 use crate::ids::{BidId, LeadId, PingId};
 use crate::image::{BidImage, CounterImage, EngineImage, PendingImage, PhoneImage, SaleTotals};
@@ -222,6 +222,8 @@ pub struct EngineStats {
     pub spend_cents: AtomicU64,
     /// Seller payouts, cents.
     pub payout_cents: AtomicU64,
+    /// Buyer spend given back for returned leads, cents.
+    pub refunded_cents: AtomicU64,
 }
 
 /// The engine. Cheap to share (`Arc<Engine>`); every method takes `&self`.
@@ -229,6 +231,14 @@ pub struct Engine {
     settings: EngineSettings,
     clock: Arc<dyn Clock>,
     snapshot: ArcSwap<Snapshot>,
+    /// The marketplace the snapshot was compiled from: the base of every
+    /// marketplace change. Read lock-free; changed only under
+    /// `market_write`, on the control plane.
+    market: ArcSwap<MarketplaceSpec>,
+    market_write: Mutex<()>,
+    /// Marketplace changes applied recently, by id, with their time, so a
+    /// record journaled twice applies once (as `recent_leads`).
+    recent_market: DashMap<Box<str>, i64>,
     counters: CounterRegistry,
     pending: DashMap<PingId, Arc<PendingPing>>,
     pending_by_request: DashMap<u64, PingId>,
@@ -324,6 +334,9 @@ impl Engine {
             settings,
             clock,
             snapshot: ArcSwap::from_pointee(snapshot),
+            market: ArcSwap::from_pointee(market.clone()),
+            market_write: Mutex::new(()),
+            recent_market: DashMap::new(),
             counters,
             pending: DashMap::new(),
             pending_by_request: DashMap::new(),
@@ -354,10 +367,35 @@ impl Engine {
 
     /// Compiles and swaps in a new marketplace; counters carry over by id.
     pub fn replace_marketplace(&self, market: &MarketplaceSpec) -> Result<(), SpecError> {
+        let _writer = self.market_write.lock();
+        self.swap_marketplace(market.clone())
+    }
+
+    /// Compiles `market` and swaps it in; the caller holds `market_write`.
+    fn swap_marketplace(&self, market: MarketplaceSpec) -> Result<(), SpecError> {
         let generation = self.snapshot.load().generation + 1;
-        let snapshot = Snapshot::build(market, &self.counters, generation)?;
+        let snapshot = Snapshot::build(&market, &self.counters, generation)?;
+        self.market.store(Arc::new(market));
         self.snapshot.store(Arc::new(snapshot));
         Ok(())
+    }
+
+    /// The marketplace in force (sellers, buyers, campaigns as specified).
+    pub fn marketplace(&self) -> Arc<MarketplaceSpec> {
+        self.market.load_full()
+    }
+
+    /// The marketplace `change` would produce, validated, without applying
+    /// it: the admin API checks a change with it before journaling it.
+    /// A refund changes no record and is always valid.
+    pub fn preview_market_change(
+        &self,
+        change: &MarketChange,
+    ) -> Result<MarketplaceSpec, SpecError> {
+        let mut market = (*self.market.load_full()).clone();
+        put_record(&mut market, change);
+        market.validate()?;
+        Ok(market)
     }
 
     /// The seller owning an API key, given the key's SHA-256.
@@ -879,6 +917,36 @@ impl Engine {
         match event {
             // Not engine state: the admin API applies its own records.
             Event::Admin(_) => false,
+            Event::Market(m) => {
+                match self.recent_market.entry(Box::from(m.id.as_str())) {
+                    Entry::Occupied(_) => return false,
+                    Entry::Vacant(v) => {
+                        v.insert(m.at_ms);
+                    }
+                }
+                match &m.change {
+                    MarketChange::Refund {
+                        campaign_id, cents, ..
+                    } => {
+                        self.counters.get_or_create(campaign_id).credit(*cents);
+                        // Relaxed: statistics; see `EngineStats`.
+                        self.stats
+                            .refunded_cents
+                            .fetch_add(*cents, Ordering::Relaxed);
+                        true
+                    }
+                    put => {
+                        let _writer = self.market_write.lock();
+                        let mut market = (*self.market.load_full()).clone();
+                        put_record(&mut market, put);
+                        // The admin API validated the change against this
+                        // same state before journaling it, so a failure is
+                        // a journal written by a different build: skipped
+                        // alike on every replay.
+                        self.swap_marketplace(market).is_ok()
+                    }
+                }
+            }
             Event::PingIssued(p) => {
                 if p.expires_at_ms + self.settings.expired_ping_memory_ms as i64 <= now
                     || self.pending.contains_key(&p.ping_id)
@@ -1001,6 +1069,7 @@ impl Engine {
         self.sold_before_issue
             .retain(|_, sold_at| *sold_at > horizon);
         self.recent_leads.retain(|_, sold_at| *sold_at > horizon);
+        self.recent_market.retain(|_, at| *at > horizon);
         // Relaxed: only this control-plane task reads and writes it.
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
@@ -1086,12 +1155,19 @@ impl Engine {
             .map(|e| (e.key().0, *e.value()))
             .collect();
         recent_leads.sort_unstable();
+        let mut recent_market: Vec<(String, i64)> = self
+            .recent_market
+            .iter()
+            .map(|e| (e.key().to_string(), *e.value()))
+            .collect();
+        recent_market.sort_unstable();
         // Relaxed: statistics; see `EngineStats`.
         let totals = SaleTotals {
             leads_sold: self.stats.leads_sold.load(Ordering::Relaxed),
             sales: self.stats.sales.load(Ordering::Relaxed),
             spend_cents: self.stats.spend_cents.load(Ordering::Relaxed),
             payout_cents: self.stats.payout_cents.load(Ordering::Relaxed),
+            refunded_cents: self.stats.refunded_cents.load(Ordering::Relaxed),
         };
         EngineImage {
             counters,
@@ -1100,6 +1176,7 @@ impl Engine {
             phone_sales,
             sold_before_issue,
             recent_leads,
+            recent_market,
             totals,
         }
     }
@@ -1167,6 +1244,9 @@ impl Engine {
         for (id, at) in &image.recent_leads {
             self.recent_leads.insert(LeadId(*id), *at);
         }
+        for (id, at) in &image.recent_market {
+            self.recent_market.insert(Box::from(id.as_str()), *at);
+        }
         // Relaxed: statistics, written before serving starts.
         let t = &image.totals;
         self.stats.leads_sold.store(t.leads_sold, Ordering::Relaxed);
@@ -1177,6 +1257,9 @@ impl Engine {
         self.stats
             .payout_cents
             .store(t.payout_cents, Ordering::Relaxed);
+        self.stats
+            .refunded_cents
+            .store(t.refunded_cents, Ordering::Relaxed);
     }
 
     /// A stable 64-bit digest of the whole state ([`Engine::image`]): equal
@@ -1194,6 +1277,23 @@ impl Engine {
             c.counters
                 .read(&campaign_local_time(&snap, c, self.clock.now_ms())),
         )
+    }
+}
+
+/// Puts the record a change carries into `market`, replacing the one with
+/// its id (a new campaign keeps the marketplace's order: appended).
+fn put_record(market: &mut MarketplaceSpec, change: &MarketChange) {
+    fn put<T: Clone>(list: &mut Vec<T>, record: &T, id: impl Fn(&T) -> &str) {
+        match list.iter_mut().find(|r| id(r) == id(record)) {
+            Some(slot) => *slot = record.clone(),
+            None => list.push(record.clone()),
+        }
+    }
+    match change {
+        MarketChange::PutSeller(s) => put(&mut market.sellers, s, |r| &r.id),
+        MarketChange::PutBuyer(b) => put(&mut market.buyers, b, |r| &r.id),
+        MarketChange::PutCampaign(c) => put(&mut market.campaigns, &**c, |r| &r.id),
+        MarketChange::Refund { .. } => {}
     }
 }
 
@@ -1287,6 +1387,100 @@ mod tests {
         let settlement = e.post(&s, answer.ping_id, &ids, &lead_with_phone(phone))?;
         e.commit(&settlement);
         Ok(settlement)
+    }
+
+    fn market_record(id: &str, change: MarketChange) -> Event {
+        Event::Market(crate::event::MarketRecord {
+            id: id.into(),
+            at_ms: MONDAY_NOON_NY_MS,
+            change,
+            note: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn market_changes_apply_live_once_and_replay_to_the_same_state() {
+        let (e, _) = engine(market(&["a"], vec![]));
+        let s = e.seller_by_id("s1").unwrap();
+        assert!(e.ping(&s, &ping()).unwrap().bids.is_empty());
+        let mut c = campaign("c1", "a", SaleType::Exclusive, 1500);
+        c.budget_cents = 3000;
+        let put = market_record("m1", MarketChange::PutCampaign(Box::new(c.clone())));
+        assert_eq!(
+            e.preview_market_change(&MarketChange::PutCampaign(Box::new(c.clone())))
+                .map(|m| m.campaigns.len()),
+            Ok(1)
+        );
+        assert!(e.apply(&put));
+        assert!(!e.apply(&put), "a record applies once");
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().bids.len(),
+            1,
+            "the next ping sees the new campaign"
+        );
+        let first = sell(&e, "5550000001").unwrap();
+        sell(&e, "5550000002").unwrap();
+        assert_eq!(
+            e.campaign_counters("c1").unwrap().spent_cents,
+            3000,
+            "the budget is spent"
+        );
+        assert!(
+            e.ping(&s, &ping()).unwrap().bids.is_empty(),
+            "no budget left: no bid"
+        );
+        let refund = market_record(
+            "m2",
+            MarketChange::Refund {
+                campaign_id: "c1".into(),
+                lead_id: first.lead_id,
+                cents: 1500,
+            },
+        );
+        assert!(e.apply(&refund));
+        assert!(!e.apply(&refund), "a refund applies once");
+        assert_eq!(e.campaign_counters("c1").unwrap().spent_cents, 1500);
+        assert_eq!(e.stats.refunded_cents.load(Ordering::Relaxed), 1500);
+        assert_eq!(
+            e.ping(&s, &ping()).unwrap().bids.len(),
+            1,
+            "the refund made room"
+        );
+        c.status = crate::spec::CampaignStatus::Paused;
+        assert!(e.apply(&market_record(
+            "m3",
+            MarketChange::PutCampaign(Box::new(c.clone()))
+        )));
+        let mut fresh = ping();
+        fresh.attributes.age = Some(44); // not a repeat of an answered ping
+        assert!(
+            e.ping(&s, &fresh).unwrap().bids.is_empty(),
+            "paused: no bid"
+        );
+        assert_eq!(
+            e.marketplace().campaigns[0].status,
+            crate::spec::CampaignStatus::Paused
+        );
+        // An unknown buyer is refused by the preview, and skipped by apply.
+        let mut orphan = campaign("c2", "nobody", SaleType::Exclusive, 100);
+        orphan.budget_cents = 1;
+        let bad = MarketChange::PutCampaign(Box::new(orphan));
+        assert_eq!(
+            e.preview_market_change(&bad).unwrap_err().path,
+            "campaigns[1].buyer_id"
+        );
+        assert!(!e.apply(&market_record("m4", bad)));
+        assert_eq!(e.marketplace().campaigns.len(), 1);
+
+        // The image carries the refund and the records seen.
+        let image = e.image();
+        assert_eq!(image.totals.refunded_cents, 1500);
+        assert_eq!(image.recent_market.len(), 4);
+        let (copy, _) = engine(market(&["a"], vec![]));
+        copy.replace_marketplace(&e.marketplace()).unwrap();
+        copy.restore_image(&image);
+        assert_eq!(copy.state_digest(), e.state_digest());
+        assert!(!copy.apply(&refund), "the restored engine knows the refund");
     }
 
     #[test]

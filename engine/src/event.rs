@@ -7,6 +7,7 @@
 
 use crate::ids::{LeadId, PingId};
 use crate::lead::{Lead, Ping, SaleType};
+use crate::spec::{BuyerSpec, CampaignSpec, SellerSpec};
 use serde::{Deserialize, Serialize};
 
 /// Version of the event encoding; journals record it per record and refuse
@@ -24,6 +25,10 @@ pub enum Event {
     /// opaque to the engine, which only has it ordered and stored with the
     /// sales; the admin API encodes and applies it.
     Admin(AdminRecord),
+    /// A change to the marketplace or to a campaign's money, made through
+    /// the admin API: applied by the engine (a new snapshot swapped in, or a
+    /// counter credited).
+    Market(MarketRecord),
 }
 
 impl Event {
@@ -33,6 +38,7 @@ impl Event {
             Event::PingIssued(p) => p.issued_at_ms,
             Event::LeadSold(s) => s.sold_at_ms,
             Event::Admin(a) => a.at_ms,
+            Event::Market(m) => m.at_ms,
         }
     }
 }
@@ -48,6 +54,44 @@ pub struct AdminRecord {
     pub kind: String,
     /// The change, encoded by the admin API.
     pub payload: Vec<u8>,
+}
+
+/// A marketplace change as the journal carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarketRecord {
+    /// Unique id of the change; replay is idempotent by it.
+    pub id: String,
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// The change.
+    pub change: MarketChange,
+    /// What the admin API records with the change (ledger entry, audit),
+    /// encoded by it and opaque here: one record, so a crash can never
+    /// keep the change and lose its ledger entry.
+    pub note: Vec<u8>,
+}
+
+/// One marketplace change. Records, campaigns included, are put whole (the
+/// admin API serializes its changes, so a put is never based on a stale
+/// copy), which makes every put idempotent by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MarketChange {
+    /// A seller created or replaced.
+    PutSeller(SellerSpec),
+    /// A buyer created or replaced.
+    PutBuyer(BuyerSpec),
+    /// A campaign created or replaced (targeting, price, status, budget...).
+    PutCampaign(Box<CampaignSpec>),
+    /// Money given back to a campaign's budget for a returned lead: its
+    /// lifetime spend goes down by `cents`; caps already used stay used.
+    Refund {
+        /// Campaign credited.
+        campaign_id: String,
+        /// The lead returned.
+        lead_id: LeadId,
+        /// Amount, cents (the price the campaign paid for the lead).
+        cents: u64,
+    },
 }
 
 /// A bid as remembered with its ping.

@@ -33,6 +33,8 @@ pub struct EngineImage {
     pub sold_before_issue: Vec<(u128, i64)>,
     /// Recent sales by lead id (for idempotent replay): (lead id, sale ms).
     pub recent_leads: Vec<(u128, i64)>,
+    /// Recent marketplace changes by record id (for idempotent replay).
+    pub recent_market: Vec<(String, i64)>,
     /// Sale totals.
     pub totals: SaleTotals,
 }
@@ -128,4 +130,6 @@ pub struct SaleTotals {
     pub spend_cents: u64,
     /// Seller payouts, cents.
     pub payout_cents: u64,
+    /// Spend given back for returned leads, cents.
+    pub refunded_cents: u64,
 }

@@ -424,7 +424,7 @@ impl Snapshot {
                 time_zone: tz_index as u16,
                 schedule,
                 limits: CapLimits::from_spec(&c.caps),
-                budget_cents: c.budget_cents,
+                budget_cents: c.budget_cents + c.credit_limit_cents,
                 dedupe_window_ms: i64::from(c.dedupe_window_hours) * 3_600_000,
                 dedupe_scope: c.dedupe_scope,
                 require_consent: (c.require_tcpa, c.require_trustedform, c.require_jornaya),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 
 /// A seller (publisher) that pings and posts leads.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SellerSpec {
@@ -27,6 +28,7 @@ pub struct SellerSpec {
     pub margin_bps: u32,
     /// Verticals the seller may sell; empty means all.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub verticals: Vec<Vertical>,
     /// Whether the seller is allowed to trade.
     #[serde(default = "yes")]
@@ -38,6 +40,7 @@ fn yes() -> bool {
 }
 
 /// A buyer account. Accounts with the same parent never both buy one lead.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuyerSpec {
@@ -52,6 +55,7 @@ pub struct BuyerSpec {
 }
 
 /// Whether a campaign takes part in auctions.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CampaignStatus {
@@ -63,6 +67,7 @@ pub enum CampaignStatus {
 }
 
 /// Day of the week in a campaign's time zone.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Weekday {
@@ -91,6 +96,7 @@ impl Weekday {
 
 /// One window of a weekly schedule: on these days, from `from_hour`
 /// (inclusive) to `to_hour` (exclusive), in the campaign's time zone.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleWindow {
@@ -103,6 +109,7 @@ pub struct ScheduleWindow {
 }
 
 /// Limits for one cap period. `None` means unlimited.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapLimit {
@@ -115,6 +122,7 @@ pub struct CapLimit {
 }
 
 /// Caps per calendar period in the campaign's time zone. Weeks start Monday.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Caps {
@@ -133,6 +141,7 @@ pub struct Caps {
 }
 
 /// Who a dedupe entry blocks.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DedupeScope {
@@ -146,12 +155,15 @@ pub enum DedupeScope {
 
 /// Targeting filters. Every filter that is set must match; a filter on an
 /// attribute the ping does not carry does not match.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// States accepted; empty means all.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub states: Vec<UsState>,
     /// States refused.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub exclude_states: Vec<UsState>,
     /// ZIP codes (5 digits) or ZIP prefixes (3 digits) accepted; empty means all.
     pub zips: Vec<String>,
@@ -162,8 +174,10 @@ pub struct Filters {
     /// Maximum age, inclusive.
     pub age_max: Option<u8>,
     /// Credit tiers accepted; empty means any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub credit: Vec<Credit>,
     /// Devices accepted; empty means any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub device: Vec<Device>,
     /// Required homeowner status.
     pub homeowner: Option<bool>,
@@ -205,10 +219,12 @@ pub struct Filters {
 
 /// A price modifier: when every condition that is set holds, adjust the price.
 /// Modifiers apply in order; percentages compound on the running price.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PriceModifier {
     /// Lead state is one of these.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub states: Vec<UsState>,
     /// Local hour (campaign time zone) is in `[from_hour, to_hour)`.
     pub from_hour: Option<u8>,
@@ -217,8 +233,10 @@ pub struct PriceModifier {
     /// Seller source is one of these.
     pub sources: Vec<String>,
     /// Credit tier is one of these.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub credit: Vec<Credit>,
     /// Device is one of these.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub device: Vec<Device>,
     /// Adjustment in basis points of the running price (e.g. 1500 = +15 %).
     pub adjust_bps: i32,
@@ -227,6 +245,7 @@ pub struct PriceModifier {
 }
 
 /// A buyer's campaign.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
@@ -238,11 +257,13 @@ pub struct CampaignSpec {
     #[serde(default)]
     pub name: String,
     /// Vertical bought.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub vertical: Vertical,
     /// Active or paused.
     #[serde(default)]
     pub status: CampaignStatus,
     /// Exclusive or shared.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub sale_type: SaleType,
     /// Base price in cents.
     pub price_cents: u64,
@@ -261,8 +282,20 @@ pub struct CampaignSpec {
     /// Weekly schedule; empty means always open.
     #[serde(default)]
     pub schedule: Vec<ScheduleWindow>,
-    /// Total prepaid budget in cents; spend never exceeds it.
+    /// Total prepaid budget in cents (top-ups add to it); lifetime spend
+    /// less refunds never exceeds it plus `credit_limit_cents`.
     pub budget_cents: u64,
+    /// Credit the buyer is allowed beyond the prepaid budget, cents.
+    #[serde(default)]
+    pub credit_limit_cents: u64,
+    /// How long after a sale the buyer may return the lead, hours; 0
+    /// refuses returns.
+    #[serde(default = "default_return_window_hours")]
+    pub return_window_hours: u32,
+    /// Most leads the buyer may return, in basis points of the leads the
+    /// campaign bought (1000 = 10 %).
+    #[serde(default = "default_return_max_bps")]
+    pub return_max_bps: u32,
     /// Dedupe window in hours; 0 disables dedupe.
     #[serde(default = "default_dedupe_hours")]
     pub dedupe_window_hours: u32,
@@ -294,6 +327,14 @@ pub struct CampaignSpec {
 
 fn default_time_zone() -> String {
     "America/New_York".to_owned()
+}
+
+fn default_return_window_hours() -> u32 {
+    168
+}
+
+fn default_return_max_bps() -> u32 {
+    1_000
 }
 
 fn default_dedupe_hours() -> u32 {
@@ -478,6 +519,24 @@ impl CampaignSpec {
             return Err(err(
                 format!("{path}.budget_cents"),
                 "must be at most 100000000000",
+            ));
+        }
+        if self.credit_limit_cents > MONEY_CENTS_MAX * 100 {
+            return Err(err(
+                format!("{path}.credit_limit_cents"),
+                "must be at most 100000000000",
+            ));
+        }
+        if self.return_window_hours > 24 * 90 {
+            return Err(err(
+                format!("{path}.return_window_hours"),
+                "must be at most 2160 (90 days)",
+            ));
+        }
+        if self.return_max_bps > 10_000 {
+            return Err(err(
+                format!("{path}.return_max_bps"),
+                "must be at most 10000 (100 %)",
             ));
         }
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {

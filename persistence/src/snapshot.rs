@@ -9,7 +9,7 @@
 //! | bytes | field |
 //! | --- | --- |
 //! | 8 | magic `LDXSNAP\0` |
-//! | 2 | format version, `2` ([`SNAPSHOT_FORMAT_VERSION`]) |
+//! | 2 | format version, `3` ([`SNAPSHOT_FORMAT_VERSION`]) |
 //! | 2 | reserved, zero |
 //! | 4 | CRC-32 (IEEE) of the payload |
 //! | 8 | payload length *n* |
@@ -36,7 +36,7 @@ pub const SNAPSHOT_MAGIC: [u8; 8] = *b"LDXSNAP\0";
 /// Version of the snapshot format this build writes and reads. Version 2
 /// added [`SnapshotContents::extensions`]; a version-1 snapshot is refused
 /// like a corrupt one, and restore falls back to a full replay.
-pub const SNAPSHOT_FORMAT_VERSION: u16 = 2;
+pub const SNAPSHOT_FORMAT_VERSION: u16 = 3;
 /// Bytes before the payload.
 pub const SNAPSHOT_HEADER_BYTES: usize = 24;
 
@@ -77,6 +77,12 @@ mod contents {
 /// The marketplace spec as stored in a snapshot (postcard).
 pub fn encode_marketplace(market: &MarketplaceSpec) -> Vec<u8> {
     postcard::to_stdvec(market).expect("invariant: a marketplace spec always encodes")
+}
+
+/// Decodes a marketplace encoded by [`encode_marketplace`].
+pub fn decode_marketplace(bytes: &[u8]) -> Result<MarketplaceSpec, String> {
+    postcard::from_bytes(bytes)
+        .map_err(|e| format!("the snapshot's marketplace does not decode: {e}"))
 }
 
 /// Encodes a snapshot: header, then the rkyv archive.
@@ -165,6 +171,7 @@ mod tests {
                     sales: 3,
                     spend_cents: 12_345,
                     payout_cents: 10_000,
+                    refunded_cents: 0,
                 },
                 ..EngineImage::default()
             },

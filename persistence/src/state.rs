@@ -142,17 +142,22 @@ pub trait Replica {
     fn capture(&self, position: JournalPosition) -> SnapshotContents;
 }
 
-/// The engine alone as a [`Replica`], with the encoding of the marketplace
-/// it was built over ([`snapshot::encode_marketplace`]).
+/// The engine alone as a [`Replica`]. Its marketplace is part of its
+/// state: a snapshot stores the marketplace in force (the seed from the
+/// config, changed by the journal's `Market` records) and restore swaps it
+/// in before the image is loaded.
 pub struct EngineReplica {
     /// The engine.
     pub engine: std::sync::Arc<Engine>,
-    /// Its marketplace, encoded.
-    pub marketplace: Vec<u8>,
 }
 
 impl Replica for EngineReplica {
     fn restore(&self, contents: &SnapshotContents) -> Result<(), String> {
+        // The fallible steps first, so that a failure leaves nothing loaded.
+        let market = snapshot::decode_marketplace(&contents.marketplace)?;
+        self.engine
+            .replace_marketplace(&market)
+            .map_err(|e| format!("the snapshot's marketplace is invalid: {e}"))?;
         self.engine.restore_image(&contents.engine);
         Ok(())
     }
@@ -166,7 +171,7 @@ impl Replica for EngineReplica {
         SnapshotContents {
             position,
             taken_at_ms: self.engine.now_ms(),
-            marketplace: self.marketplace.clone(),
+            marketplace: snapshot::encode_marketplace(&self.engine.marketplace()),
             engine: self.engine.image(),
             extensions: Vec::new(),
         }

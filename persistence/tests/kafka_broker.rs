@@ -53,6 +53,7 @@ fn event_id(event: &Event) -> String {
         Event::PingIssued(ping) => ping.ping_id.to_string(),
         Event::LeadSold(sale) => sale.lead_id.to_string(),
         Event::Admin(record) => record.id.clone(),
+        Event::Market(record) => record.id.clone(),
     }
 }
 

@@ -5,7 +5,6 @@
 
 use leadex_engine::spec::EngineSettings;
 use leadex_engine::{Engine, Event, Journal, ManualClock};
-use leadex_persistence::snapshot::encode_marketplace;
 use leadex_persistence::state::{checkpoint, newest_snapshot, EngineReplica, Replica};
 use leadex_persistence::{testing, FileJournal, FileSnapshotStore, JournalOptions, SnapshotStore};
 use std::path::Path;
@@ -22,7 +21,6 @@ fn fresh_engine(clock: &Arc<ManualClock>) -> Engine {
 fn fresh_replica(clock: &Arc<ManualClock>) -> Box<dyn Replica> {
     Box::new(EngineReplica {
         engine: Arc::new(fresh_engine(clock)),
-        marketplace: encode_marketplace(&leadex_engine::testing::market(&[], vec![])),
     })
 }
 

@@ -213,6 +213,9 @@ fn campaign(
         time_zone: time_zone.to_owned(),
         schedule,
         budget_cents,
+        credit_limit_cents: 0,
+        return_window_hours: 168,
+        return_max_bps: 1_000,
         dedupe_window_hours: weighted(rng, tables::DEDUPE_WINDOWS_HOURS, |d| d.1).0,
         dedupe_scope: if rng.gen_bool(0.15) {
             DedupeScope::Campaign

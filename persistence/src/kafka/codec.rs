@@ -48,7 +48,10 @@ pub(crate) fn key_and_id(event: &Event) -> (String, String) {
                 None => (lead_id.clone(), lead_id),
             }
         }
+        // Admin and marketplace records share one key, so they keep their
+        // order among themselves (a campaign is created before it is paused).
         Event::Admin(record) => (ADMIN_KEY.to_string(), record.id.clone()),
+        Event::Market(record) => (ADMIN_KEY.to_string(), record.id.clone()),
     }
 }
 
