@@ -58,6 +58,33 @@ impl Admin {
         (self.now_ms)()
     }
 
+    /// Whether buyer account `id` exists.
+    pub fn has_buyer(&self, id: &str) -> bool {
+        self.engine.marketplace().buyers.iter().any(|b| b.id == id)
+    }
+
+    /// Whether seller `id` exists.
+    pub fn has_seller(&self, id: &str) -> bool {
+        self.engine.marketplace().sellers.iter().any(|s| s.id == id)
+    }
+
+    /// The existing account a record is created in: a tenant key's own,
+    /// or the one an admin names in `buyer_id` (400 when none is named,
+    /// 404 when it does not exist or is not the caller's).
+    pub fn account_to_write(
+        &self,
+        caller: &Principal,
+        asked: Option<&str>,
+    ) -> Result<String, ApiError> {
+        let tenant = caller
+            .account(asked)?
+            .ok_or_else(|| ApiError::invalid("buyer_id", "name the account"))?;
+        if !self.has_buyer(&tenant) {
+            return Err(not_found("account"));
+        }
+        Ok(tenant)
+    }
+
     /// Waits for the turn to change the state: read what the change depends
     /// on after this, then [`Admin::commit`] or [`Admin::commit_market`].
     pub async fn begin(&self) -> WriteTurn {

@@ -16,10 +16,6 @@ use axum::Json;
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidField, message).with_field(field)
-}
-
 /// An agent to create or replace.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -85,58 +81,61 @@ const LINES: [&str; 6] = [
 fn validate_agent(state: &AppState, input: &AgentInput, tenant: &str) -> Result<(), ApiError> {
     check_id("id", &input.id)?;
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
-        return Err(invalid("name", "must be 1 to 200 characters"));
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
     if !input.email.is_empty() && (!input.email.contains('@') || input.email.len() > 254) {
-        return Err(invalid("email", "is not an e-mail address"));
+        return Err(ApiError::invalid("email", "is not an e-mail address"));
     }
     for (i, l) in input.licences.iter().enumerate() {
         if leadex_engine::lead::UsState::parse(&l.state).is_none() {
-            return Err(invalid(
-                &format!("licences[{i}].state"),
+            return Err(ApiError::invalid(
+                format!("licences[{i}].state"),
                 "is not a US state code",
             ));
         }
         if !LINES.contains(&l.line.as_str()) {
-            return Err(invalid(
-                &format!("licences[{i}].line"),
+            return Err(ApiError::invalid(
+                format!("licences[{i}].line"),
                 format!("must be one of {}", LINES.join(", ")),
             ));
         }
     }
     for (i, l) in input.languages.iter().enumerate() {
         if l.len() != 2 || !l.bytes().all(|b| b.is_ascii_lowercase()) {
-            return Err(invalid(
-                &format!("languages[{i}]"),
+            return Err(ApiError::invalid(
+                format!("languages[{i}]"),
                 "must be a two-letter ISO 639-1 code",
             ));
         }
     }
     if !(1..=10_000).contains(&input.capacity) {
-        return Err(invalid("capacity", "must be 1 to 10000"));
+        return Err(ApiError::invalid("capacity", "must be 1 to 10000"));
     }
     if let Some(tz) = &input.time_zone {
         if tz.parse::<chrono_tz::Tz>().is_err() {
-            return Err(invalid("time_zone", "is not an IANA time zone name"));
+            return Err(ApiError::invalid(
+                "time_zone",
+                "is not an IANA time zone name",
+            ));
         }
     }
     for (i, w) in input.schedule.iter().enumerate() {
         if w.from_hour > 23 || w.to_hour == 0 || w.to_hour > 24 || w.from_hour >= w.to_hour {
-            return Err(invalid(
-                &format!("schedule[{i}]"),
+            return Err(ApiError::invalid(
+                format!("schedule[{i}]"),
                 "needs 0 <= from_hour < to_hour <= 24",
             ));
         }
         if w.days.is_empty() || w.days.iter().any(|d| !DAYS.contains(&d.as_str())) {
-            return Err(invalid(
-                &format!("schedule[{i}].days"),
+            return Err(ApiError::invalid(
+                format!("schedule[{i}].days"),
                 "must name days mon … sun",
             ));
         }
     }
     if let Some(zip) = &input.zip {
         if leadex_engine::lead::Zip::parse(zip).is_none() {
-            return Err(invalid("zip", "must be 5 digits"));
+            return Err(ApiError::invalid("zip", "must be 5 digits"));
         }
     }
     for (i, c) in input
@@ -146,8 +145,8 @@ fn validate_agent(state: &AppState, input: &AgentInput, tenant: &str) -> Result<
         .enumerate()
     {
         if c.trim().is_empty() || c.len() > 100 {
-            return Err(invalid(
-                &format!("appointments[{i}]"),
+            return Err(ApiError::invalid(
+                format!("appointments[{i}]"),
                 "carriers are 1 to 100 characters",
             ));
         }
@@ -155,12 +154,15 @@ fn validate_agent(state: &AppState, input: &AgentInput, tenant: &str) -> Result<
     state.admin.store.read(|s| {
         if let Some(m) = &input.manager_id {
             if m == &input.id || s.agents.get(m).is_none_or(|a| a.tenant != tenant) {
-                return Err(invalid("manager_id", "no such agent in the account"));
+                return Err(ApiError::invalid(
+                    "manager_id",
+                    "no such agent in the account",
+                ));
             }
         }
         if let Some(t) = &input.team_id {
             if s.teams.get(t).is_none_or(|x| x.tenant != tenant) {
-                return Err(invalid("team_id", "no such team in the account"));
+                return Err(ApiError::invalid("team_id", "no such team in the account"));
             }
         }
         if s.agents.get(&input.id).is_some_and(|a| a.tenant != tenant) {
@@ -190,19 +192,9 @@ pub(crate) async fn put_agent(
     ApiJson(input): ApiJson<AgentInput>,
 ) -> Result<Json<Agent>, ApiError> {
     caller.require_any(&[Role::Buyer, Role::Manager])?;
-    let tenant = caller
-        .account(input.buyer_id.as_deref())?
-        .ok_or_else(|| invalid("buyer_id", "name the account"))?;
-    if !state
+    let tenant = state
         .admin
-        .engine
-        .marketplace()
-        .buyers
-        .iter()
-        .any(|b| b.id == tenant)
-    {
-        return Err(not_found("account"));
-    }
+        .account_to_write(&caller, input.buyer_id.as_deref())?;
     let turn = state.admin.begin().await;
     validate_agent(&state, &input, &tenant)?;
     let before = state.admin.store.read(|s| s.agents.get(&input.id).cloned());
@@ -334,28 +326,21 @@ pub(crate) async fn put_team(
     ApiJson(input): ApiJson<TeamInput>,
 ) -> Result<Json<Team>, ApiError> {
     caller.require_any(&[Role::Buyer, Role::Manager])?;
-    let tenant = caller
-        .account(input.buyer_id.as_deref())?
-        .ok_or_else(|| invalid("buyer_id", "name the account"))?;
-    if !state
+    let tenant = state
         .admin
-        .engine
-        .marketplace()
-        .buyers
-        .iter()
-        .any(|b| b.id == tenant)
-    {
-        return Err(not_found("account"));
-    }
+        .account_to_write(&caller, input.buyer_id.as_deref())?;
     check_id("id", &input.id)?;
     if input.name.trim().is_empty() || input.name.chars().count() > 200 {
-        return Err(invalid("name", "must be 1 to 200 characters"));
+        return Err(ApiError::invalid("name", "must be 1 to 200 characters"));
     }
     let turn = state.admin.begin().await;
     let before = state.admin.store.read(|s| {
         if let Some(m) = &input.manager_id {
             if s.agents.get(m).is_none_or(|a| a.tenant != tenant) {
-                return Err(invalid("manager_id", "no such agent in the account"));
+                return Err(ApiError::invalid(
+                    "manager_id",
+                    "no such agent in the account",
+                ));
             }
         }
         match s.teams.get(&input.id) {

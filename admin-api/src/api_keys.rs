@@ -91,20 +91,15 @@ pub struct CreatedKey {
     pub secret: String,
 }
 
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::new(ErrorCode::InvalidField, message).with_field(field)
-}
-
 fn validate(admin: &crate::Admin, new: &NewKey) -> Result<(), ApiError> {
     validate_shape(new)?;
     if let Some(tenant) = &new.tenant {
-        let market = admin.engine.marketplace();
         let exists = match new.role {
-            Role::Seller => market.sellers.iter().any(|s| &s.id == tenant),
-            _ => market.buyers.iter().any(|b| &b.id == tenant),
+            Role::Seller => admin.has_seller(tenant),
+            _ => admin.has_buyer(tenant),
         };
         if !exists {
-            return Err(invalid(
+            return Err(ApiError::invalid(
                 "tenant",
                 if new.role == Role::Seller {
                     "no such seller"
@@ -120,16 +115,16 @@ fn validate(admin: &crate::Admin, new: &NewKey) -> Result<(), ApiError> {
 fn validate_shape(new: &NewKey) -> Result<(), ApiError> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > NAME_CHARS_MAX {
-        return Err(invalid("name", "must be 1 to 100 characters"));
+        return Err(ApiError::invalid("name", "must be 1 to 100 characters"));
     }
     match (&new.tenant, new.role.is_tenant_bound()) {
-        (None, true) => Err(invalid(
+        (None, true) => Err(ApiError::invalid(
             "tenant",
             "is required for this role (the account the key is bound to)",
         )),
-        (Some(_), false) => Err(invalid("tenant", "must be absent for admin keys")),
+        (Some(_), false) => Err(ApiError::invalid("tenant", "must be absent for admin keys")),
         (Some(t), true) if t.trim().is_empty() || t.len() > 200 => {
-            Err(invalid("tenant", "must be 1 to 200 characters"))
+            Err(ApiError::invalid("tenant", "must be 1 to 200 characters"))
         }
         _ => Ok(()),
     }
@@ -308,7 +303,7 @@ pub(crate) async fn rotate(
         .overlap_seconds
         .unwrap_or(ROTATION_OVERLAP_S_DEFAULT);
     if overlap > ROTATION_OVERLAP_S_MAX {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "overlap_seconds",
             "must be at most 2592000 (30 days)",
         ));

@@ -21,26 +21,19 @@ use utoipa::{IntoParams, ToSchema};
 /// Most rules in a commission plan.
 pub const PLAN_RULES_MAX: usize = 10;
 
-fn invalid(field: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorCode::InvalidField, message).with_field(field)
-}
-
-/// Checks an id chosen by a client: 1 to 64 of `A-Za-z0-9-_.`.
+/// Checks an id chosen by a client by the marketplace's rule
+/// ([`leadex_engine::spec::check_id`]).
 pub(crate) fn check_id(field: &str, id: &str) -> Result<(), ApiError> {
-    if id.is_empty()
-        || id.len() > 64
-        || !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-    {
-        return Err(invalid(field, "must be 1 to 64 of A-Z a-z 0-9 - _ ."));
-    }
-    Ok(())
+    leadex_engine::spec::check_id(field.to_string(), id)
+        .map_err(|e| ApiError::invalid(e.path, e.message))
 }
 
 fn short_text(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
     if value.trim().is_empty() || value.chars().count() > max {
-        return Err(invalid(field, format!("must be 1 to {max} characters")));
+        return Err(ApiError::invalid(
+            field,
+            format!("must be 1 to {max} characters"),
+        ));
     }
     Ok(())
 }
@@ -58,7 +51,7 @@ pub fn compute_commissions(
     let mut lines = Vec::with_capacity(plan.rules.len());
     for (i, rule) in plan.rules.iter().enumerate() {
         let payee = rule.payee.clone().or_else(|| payee_of(rule.tier)).ok_or_else(|| {
-            invalid(
+            ApiError::invalid(
                 "agent_id",
                 format!("the plan's rule {i} ({:?}) pays the policy's agent or its manager: give an agent that has one", rule.tier).to_lowercase(),
             )
@@ -128,7 +121,10 @@ pub(crate) async fn create_quote(
     short_text("carrier", &input.carrier, 100)?;
     short_text("coverage", &input.coverage, 500)?;
     if input.premium_cents == 0 || input.premium_cents > MONEY_CENTS_MAX {
-        return Err(invalid("premium_cents", "must be 1 to 1000000000"));
+        return Err(ApiError::invalid(
+            "premium_cents",
+            "must be 1 to 1000000000",
+        ));
     }
     let turn = state.admin.begin().await;
     let record = state
@@ -136,13 +132,7 @@ pub(crate) async fn create_quote(
         .store
         .lead(&input.lead_id)
         .ok_or_else(|| not_found("lead"))?;
-    let mut mine = record.purchases.iter().filter(|p| {
-        caller.sees(&p.buyer_id) && input.buyer_id.as_ref().is_none_or(|b| &p.buyer_id == b)
-    });
-    let purchase = mine.next().ok_or_else(|| not_found("lead"))?;
-    if mine.next().is_some() {
-        return Err(invalid("buyer_id", "the lead was shared: name the account"));
-    }
+    let purchase = crate::leads::purchase_of(&record, &caller, input.buyer_id.as_deref())?;
     if purchase.returned.is_some() {
         return Err(ApiError::new(ErrorCode::Conflict, "the lead was returned"));
     }
@@ -335,7 +325,10 @@ pub(crate) async fn create_policy(
     caller.require_any(&[Role::Buyer, Role::Manager, Role::Agent])?;
     short_text("policy_number", &input.policy_number, 64)?;
     if !is_date(&input.effective_date) {
-        return Err(invalid("effective_date", "must be a date, YYYY-MM-DD"));
+        return Err(ApiError::invalid(
+            "effective_date",
+            "must be a date, YYYY-MM-DD",
+        ));
     }
     let turn = state.admin.begin().await;
     let (quote, plan, agent, manager) = state.admin.store.read(|s| {
@@ -624,14 +617,7 @@ pub(crate) async fn get_plan(
 ) -> Result<Json<CommissionPlan>, ApiError> {
     caller.require_any(&[Role::Buyer, Role::Manager])?;
     caller.scope(&buyer_id, "account")?;
-    if !state
-        .admin
-        .engine
-        .marketplace()
-        .buyers
-        .iter()
-        .any(|b| b.id == buyer_id)
-    {
+    if !state.admin.has_buyer(&buyer_id) {
         return Err(not_found("account"));
     }
     Ok(Json(state.admin.store.read(|s| {
@@ -660,23 +646,16 @@ pub(crate) async fn put_plan(
 ) -> Result<Json<CommissionPlan>, ApiError> {
     caller.require_any(&[Role::Buyer, Role::Manager])?;
     caller.scope(&buyer_id, "account")?;
-    if !state
-        .admin
-        .engine
-        .marketplace()
-        .buyers
-        .iter()
-        .any(|b| b.id == buyer_id)
-    {
+    if !state.admin.has_buyer(&buyer_id) {
         return Err(not_found("account"));
     }
     if plan.rules.len() > PLAN_RULES_MAX {
-        return Err(invalid("rules", "at most 10 rules"));
+        return Err(ApiError::invalid("rules", "at most 10 rules"));
     }
     for (i, r) in plan.rules.iter().enumerate() {
         if r.first_year_bps > 10_000 || r.renewal_bps > 10_000 {
-            return Err(invalid(
-                &format!("rules[{i}]"),
+            return Err(ApiError::invalid(
+                format!("rules[{i}]"),
                 "rates must be at most 10000 (100 %)",
             ));
         }
@@ -684,8 +663,8 @@ pub(crate) async fn put_plan(
             short_text(&format!("rules[{i}].payee"), p, 100)?;
         }
         if r.tier == CommissionTier::Affiliate && r.payee.is_none() {
-            return Err(invalid(
-                &format!("rules[{i}].payee"),
+            return Err(ApiError::invalid(
+                format!("rules[{i}].payee"),
                 "an affiliate rule names its payee",
             ));
         }
@@ -707,7 +686,7 @@ pub(crate) async fn put_plan(
         ),
     ] {
         if total > 10_000 {
-            return Err(invalid(
+            return Err(ApiError::invalid(
                 "rules",
                 format!("the {year} rates add up to more than 10000 (100 % of the premium)"),
             ));

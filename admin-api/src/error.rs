@@ -113,6 +113,11 @@ impl ApiError {
         }
     }
 
+    /// 400 `invalid_field` naming `field`.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::InvalidField, message).with_field(field)
+    }
+
     /// Names the offending field.
     pub fn with_field(mut self, field: impl Into<String>) -> ApiError {
         self.field = Some(field.into());

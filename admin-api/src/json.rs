@@ -78,6 +78,6 @@ pub const LIST_LIMIT_MAX: u32 = 1_000;
 pub fn limit(asked: Option<u32>) -> Result<usize, ApiError> {
     match asked.unwrap_or(100) {
         n @ 1..=LIST_LIMIT_MAX => Ok(n as usize),
-        _ => Err(ApiError::new(ErrorCode::InvalidField, "must be 1 to 1000").with_field("limit")),
+        _ => Err(ApiError::invalid("limit", "must be 1 to 1000")),
     }
 }

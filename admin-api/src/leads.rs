@@ -58,7 +58,7 @@ fn view(record: &LeadRecord, caller: &Principal) -> LeadView {
         lead_id: record.lead_id.clone(),
         seller_id: caller.is_admin().then(|| record.seller_id.clone()),
         sold_at_ms: record.sold_at_ms,
-        vertical: json_str(&a.vertical),
+        vertical: wire_name(&a.vertical),
         state: a.state.as_str().to_string(),
         zip: a.zip.to_string(),
         attributes: serde_json::to_value(&record.lead.ping).unwrap_or_default(),
@@ -68,13 +68,6 @@ fn view(record: &LeadRecord, caller: &Principal) -> LeadView {
             .then(|| serde_json::to_value(&record.lead.contact).unwrap_or_default()),
         purchases,
     }
-}
-
-fn json_str<T: Serialize>(v: &T) -> String {
-    serde_json::to_value(v)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
 }
 
 /// Lead list filters.
@@ -133,15 +126,16 @@ pub(crate) async fn list(
     let status: Option<LeadStatus> = match &q.status {
         Some(s) => Some(
             serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
-                ApiError::new(
-                    ErrorCode::InvalidField,
-                    "must be new, contacted, quoted, bound or lost",
-                )
-                .with_field("status")
+                ApiError::invalid("status", "must be new, contacted, quoted, bound or lost")
             })?,
         ),
         None => None,
     };
+    // Parsed once, not per lead; a name that is no vertical matches nothing.
+    let vertical: Option<Option<leadex_engine::lead::Vertical>> = q
+        .vertical
+        .as_ref()
+        .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())).ok());
     let page = state.admin.store.read(|s| {
         let end = match &q.before {
             Some(b) => s.lead_order.iter().rposition(|id| id == b).unwrap_or(0),
@@ -157,10 +151,7 @@ pub(crate) async fn list(
             if q.to_ms.is_some_and(|t| r.sold_at_ms >= t) {
                 continue;
             }
-            if q.vertical
-                .as_ref()
-                .is_some_and(|v| &json_str(&r.lead.ping.attributes.vertical) != v)
-            {
+            if vertical.is_some_and(|want| want != Some(r.lead.ping.attributes.vertical)) {
                 continue;
             }
             let matches = r.purchases.iter().any(|p| {
@@ -222,7 +213,7 @@ pub(crate) async fn get(
 
 /// The purchase the caller acts on: its own account's (admins name the
 /// account with `buyer_id`, needed only for shared leads).
-fn purchase_of<'a>(
+pub(crate) fn purchase_of<'a>(
     record: &'a LeadRecord,
     caller: &Principal,
     buyer_id: Option<&str>,
@@ -233,11 +224,10 @@ fn purchase_of<'a>(
         .filter(|p| caller.sees(&p.buyer_id) && buyer_id.is_none_or(|b| p.buyer_id == b));
     let first = mine.next().ok_or_else(|| not_found("lead"))?;
     if mine.next().is_some() {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
+        return Err(ApiError::invalid(
+            "buyer_id",
             "the lead was shared: name the account",
-        )
-        .with_field("buyer_id"));
+        ));
     }
     Ok(first)
 }
@@ -364,10 +354,7 @@ pub(crate) async fn return_lead(
 
 fn text(field: &str, value: &str) -> Result<(), ApiError> {
     if value.chars().count() > TEXT_CHARS_MAX {
-        return Err(
-            ApiError::new(ErrorCode::InvalidField, "must be at most 2000 characters")
-                .with_field(field),
-        );
+        return Err(ApiError::invalid(field, "must be at most 2000 characters"));
     }
     Ok(())
 }
@@ -415,8 +402,8 @@ pub(crate) async fn set_status(
             ErrorCode::Conflict,
             format!(
                 "a lead cannot move from {} to {}",
-                json_str(&purchase.status),
-                json_str(&req.status)
+                wire_name(&purchase.status),
+                wire_name(&req.status)
             ),
         ));
     }
@@ -469,7 +456,7 @@ pub(crate) async fn add_note(
 ) -> Result<(axum::http::StatusCode, Json<Note>), ApiError> {
     caller.require_any(&[Role::Buyer, Role::Manager, Role::Agent])?;
     if req.text.trim().is_empty() {
-        return Err(ApiError::new(ErrorCode::InvalidField, "must not be empty").with_field("text"));
+        return Err(ApiError::invalid("text", "must not be empty"));
     }
     text("text", &req.text)?;
     let turn = state.admin.begin().await;

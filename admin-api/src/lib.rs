@@ -450,11 +450,10 @@ pub async fn bootstrap_admin_key(
     }
     let from_env = env_secret.is_some();
     if env_secret.as_deref().is_some_and(|s| s.trim().len() < 32) {
-        return Err(ApiError::new(
-            ErrorCode::InvalidField,
+        return Err(ApiError::invalid(
+            "LEADEX_ADMIN_KEY",
             "LEADEX_ADMIN_KEY must be at least 32 characters",
-        )
-        .with_field("LEADEX_ADMIN_KEY"));
+        ));
     }
     let turn = admin.begin().await;
     let (key, secret) = api_keys::new_key(

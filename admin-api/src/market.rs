@@ -36,11 +36,8 @@ fn spec_error(e: SpecError) -> ApiError {
         Some((_, rest)) => rest.to_string(),
         None => e.path.clone(),
     };
-    ApiError::new(ErrorCode::InvalidField, format!("{field}: {}", e.message)).with_field(field)
-}
-
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::new(ErrorCode::InvalidField, message).with_field(field)
+    let message = format!("{field}: {}", e.message);
+    ApiError::invalid(field, message)
 }
 
 /// Checks a change against the marketplace in force.
@@ -80,16 +77,7 @@ impl From<&SellerSpec> for SellerView {
             name: s.name.clone(),
             floor_cents: s.floor_cents,
             margin_bps: s.margin_bps,
-            verticals: s
-                .verticals
-                .iter()
-                .map(|v| {
-                    serde_json::to_value(v)
-                        .ok()
-                        .and_then(|v| v.as_str().map(String::from))
-                        .unwrap_or_default()
-                })
-                .collect(),
+            verticals: s.verticals.iter().map(crate::records::wire_name).collect(),
             active: s.active,
             api_keys: s.api_key_sha256.len(),
         }
@@ -157,14 +145,7 @@ pub(crate) async fn create_seller(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
     let turn = state.admin.begin().await;
-    if state
-        .admin
-        .engine
-        .marketplace()
-        .sellers
-        .iter()
-        .any(|s| s.id == input.id)
-    {
+    if state.admin.has_seller(&input.id) {
         return Err(
             ApiError::new(ErrorCode::Conflict, "a seller with this id exists").with_field("id"),
         );
@@ -211,7 +192,7 @@ pub(crate) async fn put_seller(
         .find(|s| s.id == id)
         .ok_or_else(|| not_found("seller"))?;
     if input.id != id {
-        return Err(invalid("id", "must match the path"));
+        return Err(ApiError::invalid("id", "must match the path"));
     }
     let spec = seller_spec(input, old.api_key_sha256.clone());
     let change = MarketChange::PutSeller(spec.clone());
@@ -379,14 +360,7 @@ pub(crate) async fn put_source(
     caller.require_any(&[Role::Seller])?;
     caller.scope(&id, "seller")?;
     let turn = state.admin.begin().await;
-    if !state
-        .admin
-        .engine
-        .marketplace()
-        .sellers
-        .iter()
-        .any(|s| s.id == id)
-    {
+    if !state.admin.has_seller(&id) {
         return Err(not_found("seller"));
     }
     crate::crm::check_id("id", &input.id)?;
@@ -438,14 +412,7 @@ pub(crate) async fn list_sources(
 ) -> Result<Json<Vec<Source>>, ApiError> {
     caller.require_any(&[Role::Seller])?;
     caller.scope(&id, "seller")?;
-    if !state
-        .admin
-        .engine
-        .marketplace()
-        .sellers
-        .iter()
-        .any(|s| s.id == id)
-    {
+    if !state.admin.has_seller(&id) {
         return Err(not_found("seller"));
     }
     Ok(Json(state.admin.store.read(|s| {
@@ -478,14 +445,7 @@ pub(crate) async fn create_buyer(
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
     let turn = state.admin.begin().await;
-    if state
-        .admin
-        .engine
-        .marketplace()
-        .buyers
-        .iter()
-        .any(|b| b.id == buyer.id)
-    {
+    if state.admin.has_buyer(&buyer.id) {
         return Err(
             ApiError::new(ErrorCode::Conflict, "a buyer with this id exists").with_field("id"),
         );
@@ -530,7 +490,7 @@ pub(crate) async fn put_buyer(
         .find(|b| b.id == id)
         .ok_or_else(|| not_found("buyer"))?;
     if buyer.id != id {
-        return Err(invalid("id", "must match the path"));
+        return Err(ApiError::invalid("id", "must match the path"));
     }
     let change = MarketChange::PutBuyer(buyer.clone());
     preview(&state, &change)?;
@@ -798,10 +758,10 @@ pub(crate) async fn put_campaign(
     let turn = state.admin.begin().await;
     let old = campaign_of(&state, &caller, &id)?;
     if spec.id != id {
-        return Err(invalid("id", "must match the path"));
+        return Err(ApiError::invalid("id", "must match the path"));
     }
     if spec.buyer_id != old.buyer_id {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "buyer_id",
             "a campaign cannot move to another buyer",
         ));
@@ -995,9 +955,12 @@ pub(crate) async fn change_budget(
     let now = state.admin.now_ms();
     let mut payload = AdminPayload::default();
     match change.top_up_cents {
-        Some(0) => return Err(invalid("top_up_cents", "must be at least 1")),
+        Some(0) => return Err(ApiError::invalid("top_up_cents", "must be at least 1")),
         Some(n) if n > MONEY_CENTS_MAX => {
-            return Err(invalid("top_up_cents", "must be at most 1000000000"))
+            return Err(ApiError::invalid(
+                "top_up_cents",
+                "must be at most 1000000000",
+            ))
         }
         Some(n) => {
             spec.budget_cents = spec.budget_cents.saturating_add(n);
@@ -1017,7 +980,7 @@ pub(crate) async fn change_budget(
         }
     }
     if change.top_up_cents.is_none() && change.credit_limit_cents.is_none() {
-        return Err(invalid(
+        return Err(ApiError::invalid(
             "top_up_cents",
             "give top_up_cents, credit_limit_cents or both",
         ));

@@ -5,6 +5,15 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The JSON name of a unit enum value (`"auto"`, `"exclusive"`,
+/// `"quoted"`); empty for anything that is not a string in JSON.
+pub(crate) fn wire_name<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default()
+}
+
 /// A purchased lead's place in the buyer's pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -427,13 +427,7 @@ impl State {
                 if let Some(p) = self.purchase_mut(&lead_id, &buyer_id) {
                     p.status = status;
                     let data = serde_json::json!({"lead_id": lead_id, "status": status});
-                    let event_id = format!(
-                        "{lead_id}.{}.{at_ms}",
-                        serde_json::to_value(status)
-                            .unwrap_or_default()
-                            .as_str()
-                            .unwrap_or("")
-                    );
+                    let event_id = format!("{lead_id}.{}.{at_ms}", wire_name(&status));
                     self.emit(
                         &buyer_id,
                         WebhookEvent::LeadStatusChanged,
@@ -590,10 +584,7 @@ impl State {
             purchases.push(Purchase {
                 buyer_id: bid.buyer_id.clone(),
                 campaign_id: bid.campaign_id.clone(),
-                sale_type: serde_json::to_value(bid.sale_type)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
+                sale_type: wire_name(&bid.sale_type),
                 price_cents: bid.buyer_price_cents,
                 status: LeadStatus::New,
                 returned: None,
@@ -669,24 +660,24 @@ impl AdminStore {
     pub fn apply(&self, record: &AdminRecord) -> Result<bool, String> {
         let payload = AdminPayload::decode(&record.payload)
             .map_err(|e| format!("admin record {} does not decode: {e}", record.id))?;
-        let mut state = self.state.write();
-        if !state.applied.insert(record.id.clone()) {
-            return Ok(false);
-        }
-        state.apply_payload(&record.id, record.at_ms, payload);
-        Ok(true)
+        Ok(self.apply_once(&record.id, record.at_ms, payload))
     }
 
     /// Applies the admin part (`note`) of a marketplace record.
     pub fn apply_market(&self, record: &MarketRecord) -> Result<bool, String> {
         let payload = AdminPayload::decode(&record.note)
             .map_err(|e| format!("market record {} note does not decode: {e}", record.id))?;
+        Ok(self.apply_once(&record.id, record.at_ms, payload))
+    }
+
+    /// Applies the payload of record `id` unless it was applied before.
+    fn apply_once(&self, id: &str, at_ms: i64, payload: AdminPayload) -> bool {
         let mut state = self.state.write();
-        if !state.applied.insert(record.id.clone()) {
-            return Ok(false);
+        if !state.applied.insert(id.to_string()) {
+            return false;
         }
-        state.apply_payload(&record.id, record.at_ms, payload);
-        Ok(true)
+        state.apply_payload(id, at_ms, payload);
+        true
     }
 
     /// Records a sale (live from the sales feed, or on replay); false when

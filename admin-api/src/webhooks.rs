@@ -11,7 +11,7 @@
 
 use crate::admin::{not_found, Admin, Principal};
 use crate::audit;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, ApiQuery};
 use crate::keys::{generate_id, Role};
 use crate::records::*;
@@ -131,25 +131,13 @@ pub(crate) async fn create(
     ApiJson(input): ApiJson<WebhookInput>,
 ) -> Result<(StatusCode, Json<CreatedWebhook>), ApiError> {
     caller.require_any(&[Role::Buyer, Role::Manager])?;
-    let tenant = caller.account(input.buyer_id.as_deref())?.ok_or_else(|| {
-        ApiError::new(ErrorCode::InvalidField, "name the account").with_field("buyer_id")
-    })?;
-    if !state
+    let tenant = state
         .admin
-        .engine
-        .marketplace()
-        .buyers
-        .iter()
-        .any(|b| b.id == tenant)
-    {
-        return Err(not_found("account"));
-    }
+        .account_to_write(&caller, input.buyer_id.as_deref())?;
     check_url(&input.url, &state.webhooks.policy)
-        .map_err(|e| ApiError::new(ErrorCode::InvalidField, e.to_string()).with_field("url"))?;
+        .map_err(|e| ApiError::invalid("url", e.to_string()))?;
     if input.events.is_empty() {
-        return Err(
-            ApiError::new(ErrorCode::InvalidField, "name at least one event").with_field("events"),
-        );
+        return Err(ApiError::invalid("events", "name at least one event"));
     }
     let mut events = input.events;
     events.sort_by_key(|e| e.as_str());

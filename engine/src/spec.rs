@@ -446,7 +446,9 @@ impl EngineSettings {
     }
 }
 
-fn check_id(path: String, id: &str) -> Result<(), SpecError> {
+/// Checks a record id: 1 to 64 of ASCII letters, digits, `-`, `_`, `.`
+/// (the rule for every id in the marketplace and the admin API).
+pub fn check_id(path: String, id: &str) -> Result<(), SpecError> {
     if id.is_empty() || id.len() > 64 {
         return Err(err(path, "must be 1 to 64 characters"));
     }
