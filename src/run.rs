@@ -1,7 +1,7 @@
 //! Wiring: build the engine, replay the journal, bind, serve, shut down.
 
 use crate::metrics::Metrics;
-use crate::server::{handle, App, ServerSettings};
+use crate::server::{self, handle, App, ServerSettings};
 use crate::storage::{RestoreReport, Storage};
 use anyhow::Context;
 use hyper::server::conn::http1;
@@ -141,8 +141,8 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
     std::thread::Builder::new()
         .name("leadex-sales-feed".into())
         .spawn(move || {
-            for sold in sales_rx {
-                feed_store.record_sale(&sold);
+            for item in sales_rx {
+                feed_store.take(&item);
             }
         })
         .context("starting the sales feed thread")?;
@@ -158,7 +158,10 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             max_connections: config.server.max_connections,
             durable_wait_ms: config.storage.durable_wait_ms,
         },
-        sales_feed: Some(sales_tx),
+        sales_feed: Some(server::AdminFeed {
+            tx: sales_tx,
+            store: admin_store.clone(),
+        }),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sweeper_engine = engine.clone();

@@ -49,10 +49,41 @@ pub struct App {
     /// Where committed sales go for the admin API (lead lists, ledgers,
     /// webhooks): a bounded queue drained by its own thread. A full queue
     /// makes the journal's callback wait, so a sale is never dropped.
-    pub sales_feed: Option<crossbeam_channel::Sender<leadex_engine::event::LeadSold>>,
+    /// Also takes each durable ping answered with bids (for reports), but
+    /// never waits for it: a full queue leaves the ping uncounted, and
+    /// the store says how many were.
+    pub sales_feed: Option<AdminFeed>,
 }
 
 type Answer = Response<Full<Bytes>>;
+
+/// The queue from the server to the admin store's feed thread.
+#[derive(Clone)]
+pub struct AdminFeed {
+    /// Drained by the feed thread into `store`.
+    pub tx: crossbeam_channel::Sender<leadex_admin_api::store::Feed>,
+    /// The store, to note pings a full queue left uncounted.
+    pub store: Arc<leadex_admin_api::AdminStore>,
+}
+
+impl AdminFeed {
+    /// A committed sale: waits while the queue is full (a sale is never
+    /// dropped); an error means the feed thread stopped (shutdown).
+    fn sale(&self, sold: &leadex_engine::event::LeadSold) {
+        let _ = self
+            .tx
+            .send(leadex_admin_api::store::Feed::Sale(Box::new(sold.clone())));
+    }
+
+    /// A durable ping answered with bids: never waits.
+    fn ping(&self, seen: leadex_admin_api::reports::PingSeen) {
+        if let Err(crossbeam_channel::TrySendError::Full(_)) =
+            self.tx.try_send(leadex_admin_api::store::Feed::Ping(seen))
+        {
+            self.store.note_ping_not_counted();
+        }
+    }
+}
 
 /// Most bytes of a too-large body read and discarded before answering 413.
 const TOO_LARGE_DRAIN_BYTES_MAX: usize = 1 << 20;
@@ -289,7 +320,8 @@ async fn seller_request(
             let ping = wire::parse_ping(&mut body)?;
             let answer = app.engine.ping(&seller, &ping).map_err(engine_error)?;
             if let Some(event) = answer.event.clone() {
-                let refused = app.journal.append(vec![event], None);
+                let counted = ping_counter(app, &event);
+                let refused = app.journal.append(vec![event], counted);
                 if let Err(JournalError::Unavailable(reason)) = &refused {
                     // A broker outage: the price lock is held in memory
                     // only (lost by a crash, when its post answers
@@ -356,11 +388,30 @@ async fn seller_request(
     }
 }
 
+/// For the reports: counts a ping answered with bids once it is durable
+/// (as replay would), through the admin feed, without ever waiting: a full
+/// queue leaves it uncounted and noted. `None` when there is no feed.
+fn ping_counter(
+    app: &App,
+    event: &leadex_engine::Event,
+) -> Option<leadex_engine::journal::DurableCallback> {
+    let (Some(feed), leadex_engine::Event::PingIssued(p)) = (&app.sales_feed, event) else {
+        return None;
+    };
+    let feed = feed.clone();
+    let seen = leadex_admin_api::reports::PingSeen::of(p);
+    Some(Box::new(move |result: Result<u64, JournalError>| {
+        if result.is_ok() {
+            feed.ping(seen);
+        }
+    }))
+}
+
 /// Settles exactly once: commit on durable, rollback on failure, and
 /// rollback if the journal drops the callback without calling it.
 struct SettleOnce {
     inner: Option<(Arc<Engine>, Settlement, DurableSender)>,
-    feed: Option<crossbeam_channel::Sender<leadex_engine::event::LeadSold>>,
+    feed: Option<AdminFeed>,
 }
 
 /// Tells the waiting request how its sale ended.
@@ -376,8 +427,8 @@ impl SettleOnce {
                         (&self.feed, &settlement.event)
                     {
                         // Blocks only while the admin side is a whole queue
-                        // behind; an error means it has stopped (shutdown).
-                        let _ = feed.send(sold.clone());
+                        // behind.
+                        feed.sale(sold);
                     }
                     Ok(())
                 }

@@ -394,7 +394,20 @@ impl Replica for ServerReplica {
                 self.admin.record_sale(sold);
                 Ok(())
             }
-            other => self.engine.apply(other),
+            leadex_engine::Event::PingIssued(p) => {
+                // Counted once for the reports: a ping the engine holds
+                // already is a journal duplicate (a producer retry). One
+                // past its memory window is not held and is counted: the
+                // state was built from the events up to the snapshot's
+                // position only, and this one comes after it.
+                let counted_before = self.engine.engine.holds_ping(p.ping_id);
+                self.engine.apply(event)?;
+                if !counted_before {
+                    self.admin
+                        .record_ping(&leadex_admin_api::reports::PingSeen::of(p));
+                }
+                Ok(())
+            }
         }
     }
 

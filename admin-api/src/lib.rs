@@ -54,6 +54,7 @@ pub mod keys;
 mod leads;
 mod market;
 pub mod records;
+pub mod reports;
 pub mod store;
 pub mod webhook;
 pub mod webhooks;
@@ -217,7 +218,10 @@ async fn openapi_json() -> Response {
         webhooks::get,
         webhooks::delete,
         webhooks::deliveries,
-        audit::list
+        audit::list,
+        reports::campaigns,
+        reports::sellers,
+        reports::funnel
     ),
     components(schemas(
         ErrorBody,
@@ -253,7 +257,13 @@ async fn openapi_json() -> Response {
         webhooks::WebhookView,
         webhooks::WebhookInput,
         webhooks::CreatedWebhook,
-        audit::AuditPage
+        audit::AuditPage,
+        reports::CampaignReport,
+        reports::CampaignRow,
+        reports::SellerReport,
+        reports::SellerRow,
+        reports::FunnelReport,
+        reports::FunnelRow
     )),
     modifiers(&BearerAuth),
     tags(
@@ -266,7 +276,8 @@ async fn openapi_json() -> Response {
         (name = "crm", description = "Quotes, policies, commissions and commission plans"),
         (name = "agents", description = "Agents and teams of a buyer account"),
         (name = "webhooks", description = "Webhook subscriptions and their delivery logs"),
-        (name = "audit", description = "The audit log of every mutation")
+        (name = "audit", description = "The audit log of every mutation"),
+        (name = "reports", description = "Per campaign, per seller, and the funnel by vertical and day")
     )
 )]
 pub struct ApiDoc;
@@ -434,6 +445,9 @@ fn routes(router: Router<AppState>) -> Router<AppState> {
         )
         .route("/v1/webhooks/{id}/deliveries", get(webhooks::deliveries))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/reports/campaigns", get(reports::campaigns))
+        .route("/v1/reports/sellers", get(reports::sellers))
+        .route("/v1/reports/funnel", get(reports::funnel))
 }
 
 /// At first start (no admin key works yet), creates the first admin key:

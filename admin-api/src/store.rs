@@ -13,10 +13,12 @@
 
 use crate::keys::{ApiKey, Role};
 use crate::records::*;
+use crate::reports::{PingSeen, PingTallies};
 use leadex_engine::event::{AdminRecord, LeadSold, MarketRecord};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Name of the snapshot extension holding this state.
 pub const EXTENSION: &str = "admin";
@@ -275,6 +277,12 @@ pub(crate) struct State {
     pub audit: Vec<AuditEntry>,
     #[serde(skip)]
     pub by_hash: HashMap<String, String>,
+    /// Only a carrier from a snapshot image into [`AdminStore::pings`]
+    /// (restore moves it there; `image` writes the live tallies in its
+    /// place): the tallies have their own lock so that counting a ping
+    /// never waits for the state's.
+    #[serde(default, skip_serializing)]
+    pub pings: PingTallies,
 }
 
 impl State {
@@ -651,6 +659,20 @@ fn delivery_id(webhook_id: &str, event: WebhookEvent, event_id: &str) -> String 
 #[derive(Debug, Default)]
 pub struct AdminStore {
     state: RwLock<State>,
+    /// Pings answered with bids, per day (see [`crate::reports`]).
+    pings: Mutex<PingTallies>,
+    /// Pings the live feed could not count (its queue was full).
+    pings_not_counted: AtomicU64,
+}
+
+/// What the server's feed thread hands the store, in journal-commit order
+/// per kind.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    /// A committed sale.
+    Sale(Box<LeadSold>),
+    /// A journaled ping answered with bids.
+    Ping(PingSeen),
 }
 
 impl AdminStore {
@@ -684,6 +706,38 @@ impl AdminStore {
     /// the lead is known already.
     pub fn record_sale(&self, sold: &LeadSold) -> bool {
         self.state.write().record_sale(sold)
+    }
+
+    /// Counts a ping answered with bids (live from the feed, or on replay
+    /// for a ping the engine did not hold yet).
+    pub fn record_ping(&self, ping: &PingSeen) {
+        self.pings.lock().add(ping);
+    }
+
+    /// Takes one item of the server's feed.
+    pub fn take(&self, item: &Feed) {
+        match item {
+            Feed::Sale(sold) => {
+                self.record_sale(sold);
+            }
+            Feed::Ping(ping) => self.record_ping(ping),
+        }
+    }
+
+    /// Notes a ping the feed could not count.
+    pub fn note_ping_not_counted(&self) {
+        // Relaxed: a statistic read on its own.
+        self.pings_not_counted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Pings the feed could not count since the process started.
+    pub fn pings_not_counted(&self) -> u64 {
+        self.pings_not_counted.load(Ordering::Relaxed)
+    }
+
+    /// Reads the ping tallies.
+    pub(crate) fn pings<T>(&self, f: impl FnOnce(&PingTallies) -> T) -> T {
+        f(&self.pings.lock())
     }
 
     /// Reads the state.
@@ -743,7 +797,19 @@ impl AdminStore {
 
     /// The state for a snapshot (JSON; canonical: sorted maps).
     pub fn image(&self) -> Vec<u8> {
-        serde_json::to_vec(&*self.state.read()).expect("invariant: the admin state encodes")
+        // The tallies are small (days × ids): copied out under their own
+        // lock, then written as the state's `pings` member, which the
+        // state's encoding skips. The state is a struct with many members,
+        // so its JSON is a non-empty object ending in `}`.
+        let pings = self.pings.lock().clone();
+        let mut out =
+            serde_json::to_vec(&*self.state.read()).expect("invariant: the admin state encodes");
+        debug_assert_eq!(out.last(), Some(&b'}'));
+        out.pop();
+        out.extend_from_slice(b",\"pings\":");
+        serde_json::to_writer(&mut out, &pings).expect("invariant: the tallies encode");
+        out.push(b'}');
+        out
     }
 
     /// Loads a snapshot's image into a fresh store.
@@ -751,6 +817,7 @@ impl AdminStore {
         let mut state: State = serde_json::from_slice(image)
             .map_err(|e| format!("the admin snapshot section does not decode: {e}"))?;
         state.index();
+        *self.pings.lock() = std::mem::take(&mut state.pings);
         *self.state.write() = state;
         Ok(())
     }
@@ -867,9 +934,24 @@ mod tests {
             1,
         );
         store.apply(&created).unwrap();
+        store.record_ping(&PingSeen {
+            at_ms: 86_400_000 * 3,
+            seller_id: "s1".into(),
+            vertical: leadex_engine::lead::Vertical::Home,
+            campaigns: vec!["c1".into(), "c2".into()],
+        });
         let copy = AdminStore::default();
         copy.restore(&store.image()).unwrap();
         assert_eq!(copy.image(), store.image());
+        assert_eq!(
+            copy.pings(|t| t.clone()),
+            store.pings(|t| t.clone()),
+            "the ping tallies survive the image"
+        );
+        assert_eq!(copy.pings(|t| t.days[&3].campaigns["c2"]), 1);
+        // An image from before the tallies existed restores with none.
+        let old = serde_json::to_vec(&State::default()).unwrap();
+        AdminStore::default().restore(&old).unwrap();
         assert_eq!(
             copy.authenticate(&hash, 2).map(|k| k.role),
             Some(Role::Buyer)

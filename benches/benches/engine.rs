@@ -61,5 +61,39 @@ fn match_and_auction(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, match_and_auction);
+/// One marketplace change (a campaign's price, as `PUT /v1/campaigns/{id}`
+/// journals it) applied to the engine: the marketplace spec is copied, the
+/// record put, and a new snapshot built and swapped in. Replay pays this
+/// once per change too.
+fn market_change(c: &mut Criterion) {
+    use leadex_engine::event::{MarketChange, MarketRecord};
+    use leadex_engine::Event;
+    let mut group = c.benchmark_group("market_change");
+    group.sample_size(10);
+    for campaigns in [10_000usize, 100_000] {
+        let (engine, _) = leadex_benches::fixture(campaigns, 1);
+        let mut spec = engine.marketplace().campaigns[campaigns / 2].clone();
+        let mut n = 0u64;
+        group.bench_with_input(
+            BenchmarkId::from_parameter(campaigns),
+            &campaigns,
+            |b, _| {
+                b.iter(|| {
+                    n += 1;
+                    spec.price_cents = 1_000 + n % 1_000;
+                    let event = Event::Market(MarketRecord {
+                        id: format!("bench-{n}"),
+                        at_ms: leadex_benches::BENCH_NOW_MS,
+                        change: MarketChange::PutCampaign(Box::new(spec.clone())),
+                        note: Vec::new(),
+                    });
+                    assert!(engine.apply(&event), "the change applies");
+                })
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, match_and_auction, market_change);
 criterion_main!(benches);

@@ -521,6 +521,12 @@ impl Engine {
         self.pending.insert(pending.id, pending);
     }
 
+    /// True while ping `id` is held (open or used, until its memory window
+    /// ends): `apply` of its `PingIssued` would change nothing.
+    pub fn holds_ping(&self, id: PingId) -> bool {
+        self.pending.contains_key(&id)
+    }
+
     /// Drops a ping whose `PingIssued` event could not be journaled, so it
     /// can never be posted.
     pub fn forget_ping(&self, ping_id: PingId) {

@@ -109,6 +109,31 @@ async fn leads(c: &HttpClient, admin: SocketAddr, key: &str, n: usize) -> Value 
     }
 }
 
+/// The campaign, seller and funnel reports of today, as admin.
+async fn reports_now(c: &HttpClient, admin: SocketAddr, key: &str) -> [Value; 3] {
+    let mut out = [Value::Null, Value::Null, Value::Null];
+    for (slot, path) in out.iter_mut().zip(["campaigns", "sellers", "funnel"]) {
+        let (status, v) = call(c, admin, "GET", &format!("/v1/reports/{path}"), key, None).await;
+        assert_eq!(status, 200, "{path}: {v}");
+        *slot = v;
+    }
+    out
+}
+
+/// Waits until the feed has counted `pings` pings answered with bids
+/// (counted once durable, through the admin feed), then reads the reports.
+async fn reports(c: &HttpClient, admin: SocketAddr, key: &str, pings: u64) -> [Value; 3] {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let now = reports_now(c, admin, key).await;
+        if now[2]["totals"]["pings_with_bids"].as_u64() >= Some(pings) || Instant::now() > deadline
+        {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn campaign_json(id: &str, window_hours: u32, max_bps: u32) -> Value {
     json!({
         "id": id, "buyer_id": "acme", "name": "Acme auto CA", "vertical": "auto",
@@ -312,6 +337,7 @@ async fn a_buyer_made_through_the_api_buys_quotes_binds_is_paid_and_notified_acr
             "/v1/campaigns/acme-auto",
             "/v1/agents",
             "/v1/webhooks",
+            "/v1/reports/campaigns",
         ] {
             let (status, v) = call(&c, admin, "GET", path, &buyer, None).await;
             assert_eq!(status, 200, "{path}: {v}");
@@ -342,8 +368,20 @@ async fn a_buyer_made_through_the_api_buys_quotes_binds_is_paid_and_notified_acr
             .all(|d| d["status"] == "delivered"),
         "{log}"
     );
+    reports(&c, admin, &root, 1).await;
     let before = snapshot_of(c.clone(), admin, buyer.clone()).await;
     assert_eq!(before[3]["live"]["spent_cents"], 2500);
+    let report = &before[6]["rows"][0];
+    assert_eq!(
+        (
+            &report["campaign_id"],
+            &report["bids"],
+            &report["wins"],
+            &report["spend_cents"]
+        ),
+        (&json!("acme-auto"), &json!(1), &json!(1), &json!(2500)),
+        "{report}"
+    );
 
     // Restart: everything is still there, and the campaign still bids.
     server.shutdown().await.unwrap();
@@ -492,10 +530,68 @@ async fn returns_credit_the_budget_exactly_once_and_refuse_past_the_window_and_t
         "{e}"
     );
 
+    // The reports agree: 11 pings answered, 11 sold, 1 returned.
+    let reports = reports(&c, admin, &root, 11).await;
+    let [campaigns, sellers, funnel] = &reports;
+    let row = |id: &str| {
+        campaigns["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["campaign_id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} in {campaigns}"))
+    };
+    let weekly = row("weekly");
+    for (field, want) in [
+        ("bids", 10),
+        ("wins", 10),
+        ("direct", 0),
+        ("returned", 1),
+        ("sold", 9),
+        ("charged_cents", 25_000),
+        ("refunded_cents", 2_500),
+        ("spend_cents", 22_500),
+        ("average_price_cents", 2_500),
+        ("win_rate_bps", 10_000),
+    ] {
+        assert_eq!(weekly[field], want, "{field}: {weekly}");
+    }
+    assert_eq!(
+        (row("final")["bids"].clone(), row("final")["wins"].clone()),
+        (json!(1), json!(1))
+    );
+    assert_eq!(campaigns["totals"]["spend_cents"], 25_000, "{campaigns}");
+    assert_eq!(campaigns["pings_not_counted"], 0);
+    let t = &sellers["totals"];
+    assert_eq!(
+        (&t["pings_with_bids"], &t["leads"], &t["returned"]),
+        (&json!(11), &json!(11), &json!(1)),
+        "{sellers}"
+    );
+    assert_eq!(t["buyer_spend_cents"], 27_500, "{sellers}");
+    let f = &funnel["totals"];
+    assert_eq!(
+        (
+            &f["pings_with_bids"],
+            &f["bids"],
+            &f["leads_sold"],
+            &f["returned"]
+        ),
+        (&json!(11), &json!(11), &json!(11), &json!(1)),
+        "{funnel}"
+    );
+    assert_eq!(funnel["rows"][0]["vertical"], "auto", "{funnel}");
+
     // After a restart (journal replay, no snapshot) the money is the same.
     server.shutdown().await.unwrap();
     std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
     let server = start_admin(dir.path(), market(&[], vec![])).await;
+    assert_eq!(
+        reports_now(&c, server.admin_addr, &root).await,
+        reports,
+        "the reports are rebuilt from the journal alike"
+    );
     let (_, v) = call(
         &c,
         server.admin_addr,
