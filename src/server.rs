@@ -297,8 +297,7 @@ fn authenticate(
     let key = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
+        .and_then(leadex_admin_api::keys::bearer_token)
         .ok_or_else(unauthorized)?;
     if key.is_empty() || key.len() > 256 {
         return Err(unauthorized());

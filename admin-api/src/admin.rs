@@ -260,9 +260,7 @@ impl FromRequestParts<crate::AppState> for Principal {
         let secret = header
             .to_str()
             .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
+            .and_then(crate::keys::bearer_token)
             .ok_or_else(|| unauthorized("send the key as Authorization: Bearer <key>"))?;
         let admin = &state.admin;
         let now_ms = admin.now_ms();

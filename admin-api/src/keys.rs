@@ -188,3 +188,29 @@ mod tests {
         assert_eq!(Tier::Enterprise.requests_per_minute(), 600);
     }
 }
+
+/// The credentials of an `Authorization: Bearer <token>` header value: the
+/// scheme name is case-insensitive (RFC 9110 §11.1), the token trimmed;
+/// `None` for another scheme or an empty token. The seller API and the
+/// admin API both read keys with it.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod bearer_tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_scheme_is_case_insensitive_and_the_token_trimmed() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc "), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc"), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("Bearerabc"), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
+}

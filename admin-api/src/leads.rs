@@ -137,8 +137,21 @@ pub(crate) async fn list(
         .as_ref()
         .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())).ok());
     let page = state.admin.store.read(|s| {
+        // A cursor naming a lead the caller cannot see is as unknown as one
+        // naming no lead (an empty page): answering the page before it
+        // would tell a foreign account that the lead exists, and lead ids
+        // are sequential.
         let end = match &q.before {
-            Some(b) => s.lead_order.iter().rposition(|id| id == b).unwrap_or(0),
+            Some(b) => s
+                .lead_order
+                .iter()
+                .rposition(|id| {
+                    id == b
+                        && s.leads
+                            .get(id)
+                            .is_some_and(|r| r.purchases.iter().any(|p| caller.sees(&p.buyer_id)))
+                })
+                .unwrap_or(0),
             None => s.lead_order.len(),
         };
         let mut leads = Vec::new();

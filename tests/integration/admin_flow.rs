@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-async fn call(
+pub(crate) async fn call(
     c: &HttpClient,
     addr: SocketAddr,
     method: &str,
@@ -47,7 +47,7 @@ async fn call(
 
 /// Starts the server with webhooks to loopback allowed (the receiver is
 /// local) and an admin key from `LEADEX_ADMIN_KEY`'s code path.
-async fn start_admin(dir: &Path, market: MarketplaceSpec) -> leadex::run::Running {
+pub(crate) async fn start_admin(dir: &Path, market: MarketplaceSpec) -> leadex::run::Running {
     let mut config = config(dir, EngineSettings::default());
     config.admin.webhook_allow_private = true;
     config.admin.webhook_backoff_base_ms = 50;
@@ -62,7 +62,7 @@ async fn start_admin(dir: &Path, market: MarketplaceSpec) -> leadex::run::Runnin
 /// A webhook receiver: every request's headers and body.
 type Received = Arc<parking_lot::Mutex<Vec<(axum::http::HeaderMap, String)>>>;
 
-async fn receiver() -> (SocketAddr, Received) {
+pub(crate) async fn receiver() -> (SocketAddr, Received) {
     let got: Received = Arc::default();
     let sink = got.clone();
     let app = axum::Router::new().route(
@@ -82,13 +82,24 @@ async fn receiver() -> (SocketAddr, Received) {
 }
 
 async fn sell(c: &HttpClient, addr: SocketAddr, phone: &str) -> Value {
-    let (status, ping) = post(c, addr, "/v1/ping", Some(KEY), &ping_json().to_string()).await;
+    sell_lead(c, addr, lead_json(phone)).await
+}
+
+/// Sells `lead` (a post body without `ping_id` and `bid_ids`) as the test
+/// seller: pings its attributes, then posts it against the first bid.
+pub(crate) async fn sell_lead(c: &HttpClient, addr: SocketAddr, lead: Value) -> Value {
+    let mut ping_body = lead.clone();
+    ping_body
+        .as_object_mut()
+        .expect("a lead is a JSON object")
+        .remove("contact");
+    let (status, ping) = post(c, addr, "/v1/ping", Some(KEY), &ping_body.to_string()).await;
     assert_eq!(status, 200, "{ping}");
     assert!(
         ping["bids"].as_array().is_some_and(|b| !b.is_empty()),
         "a bid: {ping}"
     );
-    let mut body = lead_json(phone);
+    let mut body = lead;
     body["ping_id"] = ping["ping_id"].clone();
     body["bid_ids"] = json!([ping["bids"][0]["bid_id"]]);
     let (status, sold) = post(c, addr, "/v1/post", Some(KEY), &body.to_string()).await;
@@ -97,7 +108,7 @@ async fn sell(c: &HttpClient, addr: SocketAddr, phone: &str) -> Value {
 }
 
 /// Waits until the sale feed has put `n` leads in the buyer's list.
-async fn leads(c: &HttpClient, admin: SocketAddr, key: &str, n: usize) -> Value {
+pub(crate) async fn leads(c: &HttpClient, admin: SocketAddr, key: &str, n: usize) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let (status, page) = call(c, admin, "GET", "/v1/leads", key, None).await;

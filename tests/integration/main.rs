@@ -2,6 +2,7 @@
 //! flow, money and caps under concurrency, and crash safety of the real
 //! binary. One test binary (ripgrep style) so the suite links once.
 
+mod admin_authz;
 mod admin_flow;
 mod concurrency;
 mod crash;
