@@ -21,14 +21,17 @@ use utoipa::{IntoParams, ToSchema};
 #[serde(deny_unknown_fields)]
 pub(crate) struct AgentInput {
     /// Agent id (1 to 64 of A-Z a-z 0-9 - _ .).
+    #[schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     id: String,
     /// The account (admins; tenant keys use their own).
     #[serde(default)]
     buyer_id: Option<String>,
     /// Name (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// E-mail.
     #[serde(default)]
+    #[schema(max_length = 254, pattern = "^$|@")]
     email: String,
     /// Licences: state and line of authority.
     #[serde(default)]
@@ -38,20 +41,24 @@ pub(crate) struct AgentInput {
     appointments: Vec<String>,
     /// The carrier the agent is captive to, if any.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     captive_carrier: Option<String>,
     /// Languages, ISO 639-1 (`en`, `es`).
     #[serde(default)]
     languages: Vec<String>,
     /// Most open assignments at once (1 to 10000).
+    #[schema(minimum = 1, maximum = 10000)]
     capacity: u32,
     /// IANA time zone of the schedule (default America/New_York).
     #[serde(default)]
+    #[schema(value_type = Option<leadex_engine::spec::TimeZone>)]
     time_zone: Option<String>,
     /// Weekly availability; empty means always.
     #[serde(default)]
     schedule: Vec<Availability>,
     /// Office ZIP (5 digits).
     #[serde(default)]
+    #[schema(pattern = "^[0-9]{5}$")]
     zip: Option<String>,
     /// Manager: an agent id of the same account.
     #[serde(default)]
@@ -297,11 +304,13 @@ pub(crate) async fn get_agent(
 #[serde(deny_unknown_fields)]
 pub(crate) struct TeamInput {
     /// Team id.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     id: String,
     /// The account (admins; tenant keys use their own).
     #[serde(default)]
     buyer_id: Option<String>,
     /// Name (1 to 200 characters).
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     name: String,
     /// Manager: an agent id of the same account.
     #[serde(default)]

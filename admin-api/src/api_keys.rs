@@ -2,7 +2,7 @@
 
 use crate::admin::Principal;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, ApiJsonOrDefault};
 use crate::keys::{generate_id, generate_secret, ApiKey, Role, Tier};
 use crate::store::{AdminChange, AdminPayload};
 use crate::AppState;
@@ -25,12 +25,14 @@ pub const NAME_CHARS_MAX: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct NewKey {
     /// A label for people, 1 to 100 characters.
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// What the key may do.
     pub role: Role,
     /// The account the key is bound to: required for every role but
     /// `admin`, refused for `admin`. A buyer id for `buyer`, `manager` and
     /// `agent` keys, a seller id for `seller` keys.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     pub tenant: Option<String>,
     /// Rate-limit tier (default `standard`: 120 requests per minute).
     #[serde(default)]
@@ -43,6 +45,7 @@ pub struct NewKey {
 pub struct Rotation {
     /// How long the old key keeps working, seconds (default 86400, at most
     /// 2592000).
+    #[schema(maximum = 2592000)]
     pub overlap_seconds: Option<u64>,
 }
 
@@ -161,7 +164,7 @@ pub(crate) fn new_key(
 }
 
 /// Creates a key; its secret is in the answer and nowhere else.
-#[utoipa::path(post, path = "/v1/keys", tag = "keys", request_body = NewKey,
+#[utoipa::path(post, path = "/v1/keys", operation_id = "create_key", tag = "keys", request_body = NewKey,
     security(("bearer" = [])),
     responses(
         (status = 201, description = "Created", body = CreatedKey),
@@ -204,7 +207,7 @@ pub(crate) async fn create(
 }
 
 /// Lists every key (without secrets).
-#[utoipa::path(get, path = "/v1/keys", tag = "keys", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/keys", operation_id = "list_keys", tag = "keys", security(("bearer" = [])),
     responses(
         (status = 200, description = "The keys", body = Vec<KeyView>),
         (status = 401, description = "No valid key", body = ErrorBody),
@@ -235,7 +238,7 @@ fn find(state: &AppState, id: &str) -> Result<ApiKey, ApiError> {
 }
 
 /// Revokes a key at once (idempotent).
-#[utoipa::path(delete, path = "/v1/keys/{id}", tag = "keys", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/keys/{id}", operation_id = "revoke_key", tag = "keys", security(("bearer" = [])),
     params(("id" = String, Path, description = "Key id")),
     responses(
         (status = 204, description = "Revoked"),
@@ -281,7 +284,8 @@ pub(crate) async fn revoke(
 
 /// Rotates a key: a new key with the same name, role and tenant, and the
 /// old one working for the overlap only (two keys valid meanwhile).
-#[utoipa::path(post, path = "/v1/keys/{id}/rotate", tag = "keys", request_body = Rotation,
+#[utoipa::path(post, path = "/v1/keys/{id}/rotate", operation_id = "rotate_key", tag = "keys",
+    request_body(content = Option<Rotation>, description = "Optional: no body, an empty one or `null` is `{}` (the default overlap)"),
     security(("bearer" = [])),
     params(("id" = String, Path, description = "Key id")),
     responses(
@@ -296,7 +300,7 @@ pub(crate) async fn rotate(
     State(state): State<AppState>,
     caller: Principal,
     Path(id): Path<String>,
-    ApiJson(rotation): ApiJson<Rotation>,
+    ApiJsonOrDefault(rotation): ApiJsonOrDefault<Rotation>,
 ) -> Result<Response, ApiError> {
     caller.require(Role::Admin)?;
     let overlap = rotation

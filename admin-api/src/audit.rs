@@ -44,6 +44,7 @@ pub(crate) struct AuditQuery {
     /// Only entries at or after, Unix ms.
     from_ms: Option<i64>,
     /// Newest first, at most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -55,7 +56,7 @@ pub(crate) struct AuditPage {
 }
 
 /// The audit log (admin keys only).
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/audit", operation_id = "list_audit", tag = "audit", security(("bearer" = [])),
     params(AuditQuery),
     responses(
         (status = 200, description = "Entries, newest first", body = AuditPage),

@@ -90,10 +90,13 @@ pub(crate) struct QuoteInput {
     /// The lead (bought by the caller's account).
     lead_id: String,
     /// Carrier (1 to 100 characters; stored lower case).
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     carrier: String,
     /// Yearly premium, cents (1 to 1000000000).
+    #[schema(minimum = 1, maximum = 1000000000)]
     premium_cents: u64,
     /// Coverage described (1 to 500 characters).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     coverage: String,
     /// The account (admins, for shared leads).
     #[serde(default)]
@@ -170,6 +173,7 @@ pub(crate) struct CrmQuery {
     /// Only this account's (admins; tenant keys see their own only).
     buyer_id: Option<String>,
     /// Most items (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
@@ -281,8 +285,10 @@ pub(crate) struct PolicyInput {
     /// The accepted quote (open, of the caller's account).
     quote_id: String,
     /// The carrier's policy number (1 to 64 characters).
+    #[schema(min_length = 1, max_length = 64, pattern = "\\S")]
     policy_number: String,
     /// First day of cover, `YYYY-MM-DD`.
+    #[schema(format = Date)]
     effective_date: String,
     /// The writing agent (of the same account); needed when the plan pays
     /// the broker or manager tier without a named payee.
@@ -463,6 +469,7 @@ pub(crate) struct CommissionQuery {
     /// Only this account's (admins; tenant keys see their own only).
     buyer_id: Option<String>,
     /// Most items (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

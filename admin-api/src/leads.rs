@@ -83,12 +83,14 @@ pub(crate) struct LeadQuery {
     /// Only this campaign's purchases.
     campaign_id: Option<String>,
     /// Only purchases in this status: new, contacted, quoted, bound, lost.
+    #[param(value_type = Option<LeadStatus>)]
     status: Option<String>,
     /// Only returned (true) or kept (false) purchases.
     returned: Option<bool>,
     /// Only this account's (admins; tenant keys see their own only).
     buyer_id: Option<String>,
     /// Newest first, at most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
     /// Only leads sold before this lead (the last id of the previous page).
     before: Option<String>,
@@ -104,7 +106,7 @@ pub(crate) struct LeadPage {
 }
 
 /// Lists the leads the caller's account bought (admins: any account's).
-#[utoipa::path(get, path = "/v1/leads", tag = "leads", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/leads", operation_id = "list_leads", tag = "leads", security(("bearer" = [])),
     params(LeadQuery),
     responses(
         (status = 200, description = "Leads, newest first", body = LeadPage),
@@ -206,7 +208,7 @@ fn visible(state: &AppState, caller: &Principal, id: &str) -> Result<LeadRecord,
 }
 
 /// One lead the caller's account bought, with its CRM records.
-#[utoipa::path(get, path = "/v1/leads/{id}", tag = "leads", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/leads/{id}", operation_id = "get_lead", tag = "leads", security(("bearer" = [])),
     params(("id" = String, Path, description = "Lead id")),
     responses(
         (status = 200, description = "The lead", body = LeadView),
@@ -253,6 +255,7 @@ pub(crate) struct ReturnRequest {
     reason: ReturnReason,
     /// Free text (at most 2000 characters).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     note: String,
     /// The account returning (admins, for shared leads).
     #[serde(default)]
@@ -443,6 +446,7 @@ pub(crate) async fn set_status(
 #[serde(deny_unknown_fields)]
 pub(crate) struct NoteInput {
     /// Text, 1 to 2000 characters.
+    #[schema(min_length = 1, max_length = 2000, pattern = "\\S")]
     text: String,
     /// The account (admins, for shared leads).
     #[serde(default)]
@@ -507,6 +511,7 @@ pub(crate) struct AttemptInput {
     outcome: AttemptOutcome,
     /// Free text (at most 2000 characters).
     #[serde(default)]
+    #[schema(max_length = 2000)]
     note: String,
     /// The account (admins, for shared leads).
     #[serde(default)]

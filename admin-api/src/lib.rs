@@ -162,7 +162,7 @@ async fn openapi_json() -> Response {
 #[openapi(
     info(
         title = "leadex admin API",
-        description = "Buyers, sellers, campaigns, keys, CRM records and webhooks. Every error is `{\"error\":{\"code\",\"message\",\"field\"?}}` with a stable code (see ErrorCode)."
+        description = "Buyers, sellers, campaigns, keys, CRM records and webhooks. Every error is `{\"error\":{\"code\",\"message\",\"field\"?}}` with a stable code (see ErrorCode). Integer fields take JSON integers written without a fraction or exponent (`5`, not `5.0` or `5e0`); a body that breaks a rule of its schema, or one the schema cannot express (cross-field rules, ids that must exist), is answered 400."
     ),
     paths(
         healthz,
@@ -265,7 +265,7 @@ async fn openapi_json() -> Response {
         reports::FunnelReport,
         reports::FunnelRow
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &SharedAnswers),
     tags(
         (name = "service", description = "Health and this document"),
         (name = "keys", description = "API keys: created with a secret shown once, stored hashed"),
@@ -293,6 +293,69 @@ impl utoipa::Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Declares the answers that come from the shared layers and extractors
+/// rather than from a handler, on every operation they apply to, so that
+/// no route can forget one: every operation answers 503 past
+/// `admin.request_timeout_ms` (the deadline layer); an operation with a
+/// request body (`ApiJson`) answers 400 for a body that is not the JSON it
+/// takes, 413 for one larger than `admin.body_limit_bytes` and 415 for one
+/// sent without a JSON content type; an operation that needs a key
+/// (`Principal`) answers 401 without a valid one and 429 past the key's
+/// rate limit. A response a route declares itself is kept.
+struct SharedAnswers;
+
+impl utoipa::Modify for SharedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let mut answers = vec![(
+                    "503",
+                    "The request did not finish within admin.request_timeout_ms",
+                )];
+                if operation.request_body.is_some() {
+                    answers.extend([
+                        ("400", "Bad body or field"),
+                        ("413", "The body is larger than admin.body_limit_bytes"),
+                        ("415", "The body is not sent as application/json"),
+                    ]);
+                }
+                if operation.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                    answers.extend([
+                        ("401", "No valid key"),
+                        ("429", "Rate limit of the key; see Retry-After"),
+                    ]);
+                }
+                for (status, description) in answers {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error(description).into());
+                }
+            }
+        }
     }
 }
 

@@ -90,20 +90,22 @@ impl From<&SellerSpec> for SellerView {
 #[serde(deny_unknown_fields)]
 pub(crate) struct SellerInput {
     /// Seller id (creation only; must match the path on replace).
+    #[schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     id: String,
     /// Name.
     #[serde(default)]
     name: String,
     /// Minimum payout per lead after margin, cents.
     #[serde(default)]
+    #[schema(maximum = 1000000000)]
     floor_cents: u64,
     /// Operator margin, basis points (below 10000).
     #[serde(default)]
+    #[schema(maximum = 9999)]
     margin_bps: u32,
     /// Verticals allowed (empty: all): auto, home, renters, life, health,
     /// medicare, commercial.
     #[serde(default)]
-    #[schema(value_type = Vec<String>)]
     verticals: Vec<leadex_engine::lead::Vertical>,
     /// Trading (default true).
     #[serde(default = "yes")]
@@ -329,6 +331,7 @@ pub(crate) async fn create_seller_key(
 #[serde(deny_unknown_fields)]
 pub(crate) struct SourceInput {
     /// Source id, as pings carry it in `source_id`.
+    #[schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)]
     id: String,
     /// Name.
     #[serde(default)]
@@ -923,9 +926,11 @@ pub(crate) async fn get_campaign(
 pub(crate) struct BudgetChange {
     /// Money added to the prepaid budget, cents (1 to 1000000000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 1000000000)]
     top_up_cents: Option<u64>,
     /// The new credit limit, cents (0 to 100000000000).
     #[serde(default)]
+    #[schema(maximum = 100000000000_u64)]
     credit_limit_cents: Option<u64>,
 }
 
@@ -1020,6 +1025,7 @@ pub(crate) struct Ledger {
 #[into_params(parameter_in = Query)]
 pub(crate) struct LedgerQuery {
     /// Most entries, newest kept (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 

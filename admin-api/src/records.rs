@@ -284,10 +284,13 @@ pub struct CommissionRule {
     /// `manager` it may be left out: the policy's agent, or that agent's
     /// manager, is paid.
     #[serde(default)]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub payee: Option<String>,
     /// Rate on first-year premium, basis points (1500 = 15 %).
+    #[schema(maximum = 10000)]
     pub first_year_bps: u32,
     /// Rate on renewal premium, basis points.
+    #[schema(maximum = 10000)]
     pub renewal_bps: u32,
 }
 
@@ -295,7 +298,9 @@ pub struct CommissionRule {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommissionPlan {
-    /// Rules, one line each per policy.
+    /// Rules, one line each per policy (at most 10; the first-year rates
+    /// add up to at most 10000, and so do the renewal rates).
+    #[schema(max_items = 10)]
     pub rules: Vec<CommissionRule>,
 }
 
@@ -335,8 +340,10 @@ pub struct Commission {
 #[serde(deny_unknown_fields)]
 pub struct Licence {
     /// Two-letter state.
+    #[schema(value_type = leadex_engine::lead::UsState)]
     pub state: String,
     /// Line of authority, e.g. `property`, `casualty`, `life`, `health`.
+    #[schema(pattern = "^(property|casualty|life|health|personal_lines|commercial)$")]
     pub line: String,
 }
 
@@ -345,10 +352,13 @@ pub struct Licence {
 #[serde(deny_unknown_fields)]
 pub struct Availability {
     /// Days: `mon` … `sun`.
+    #[schema(value_type = Vec<leadex_engine::spec::Weekday>, min_items = 1)]
     pub days: Vec<String>,
     /// First hour, 0 to 23.
+    #[schema(maximum = 23)]
     pub from_hour: u8,
     /// Hour after the last, 1 to 24.
+    #[schema(minimum = 1, maximum = 24)]
     pub to_hour: u8,
 }
 
@@ -568,10 +578,10 @@ pub struct AuditEntry {
     pub route: String,
     /// What was changed, e.g. `campaign c1`.
     pub target: String,
-    /// The record before (absent for creations).
-    #[schema(value_type = Option<Object>)]
+    /// The record before (null for creations), or for a change of status
+    /// (campaign, lead, quote, commission) the status before, a string.
     pub before: Option<serde_json::Value>,
-    /// The record after (absent for deletions).
-    #[schema(value_type = Option<Object>)]
+    /// The record after (null for deletions), or for a change of status
+    /// the status after, a string.
     pub after: Option<serde_json::Value>,
 }

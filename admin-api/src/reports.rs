@@ -149,8 +149,10 @@ impl PingTallies {
 #[into_params(parameter_in = Query)]
 pub(crate) struct RangeQuery {
     /// First day, `YYYY-MM-DD` (UTC), inclusive. Default: 29 days before `to`.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC), inclusive. Default: today. At most 366 days after `from`.
+    #[param(format = Date)]
     to: Option<String>,
 }
 
@@ -197,8 +199,10 @@ fn range(q: &RangeQuery, now_ms: i64) -> Result<Range, ApiError> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct CampaignReportQuery {
     /// First day, `YYYY-MM-DD` (UTC), inclusive. Default: 29 days before `to`.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC), inclusive. Default: today.
+    #[param(format = Date)]
     to: Option<String>,
     /// Only this account's campaigns (admins; tenant keys see their own only).
     buyer_id: Option<String>,
@@ -271,7 +275,7 @@ pub(crate) struct CampaignReport {
 }
 
 /// Per campaign: bids, wins, returns, spend, average price and win rate.
-#[utoipa::path(get, path = "/v1/reports/campaigns", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/reports/campaigns", operation_id = "report_campaigns", tag = "reports", security(("bearer" = [])),
     params(CampaignReportQuery),
     responses(
         (status = 200, description = "One row per campaign, and the totals", body = CampaignReport),
@@ -370,8 +374,10 @@ pub(crate) async fn campaigns(
 #[into_params(parameter_in = Query)]
 pub(crate) struct SellerReportQuery {
     /// First day, `YYYY-MM-DD` (UTC), inclusive. Default: 29 days before `to`.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC), inclusive. Default: today.
+    #[param(format = Date)]
     to: Option<String>,
     /// Only this seller (admins; seller keys see their own only).
     seller_id: Option<String>,
@@ -426,7 +432,7 @@ pub(crate) struct SellerReport {
 }
 
 /// Per seller: pings answered with bids, leads sold, revenue.
-#[utoipa::path(get, path = "/v1/reports/sellers", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/reports/sellers", operation_id = "report_sellers", tag = "reports", security(("bearer" = [])),
     params(SellerReportQuery),
     responses(
         (status = 200, description = "One row per seller, and the totals", body = SellerReport),
@@ -513,10 +519,13 @@ pub(crate) async fn sellers(
 #[into_params(parameter_in = Query)]
 pub(crate) struct FunnelQuery {
     /// First day, `YYYY-MM-DD` (UTC), inclusive. Default: 29 days before `to`.
+    #[param(format = Date)]
     from: Option<String>,
     /// Last day, `YYYY-MM-DD` (UTC), inclusive. Default: today.
+    #[param(format = Date)]
     to: Option<String>,
-    /// Only this vertical (auto, home, health, life, medicare, commercial, renters).
+    /// Only this vertical.
+    #[param(value_type = Option<leadex_engine::lead::Vertical>)]
     vertical: Option<String>,
 }
 
@@ -578,7 +587,7 @@ pub(crate) struct FunnelReport {
 
 /// The funnel by vertical and day: pings → bids → sales → returns → CRM
 /// stages (admins only).
-#[utoipa::path(get, path = "/v1/reports/funnel", tag = "reports", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/reports/funnel", operation_id = "report_funnel", tag = "reports", security(("bearer" = [])),
     params(FunnelQuery),
     responses(
         (status = 200, description = "One row per day and vertical, and the totals", body = FunnelReport),

@@ -125,6 +125,16 @@ async fn every_error_is_json_with_a_stable_code() {
         (
             json_post("/test/json", r#"{"name":"a","count":-1}"#),
             StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json_post("/test/json", r#"{"count":1}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            json_post("/test/json", r#""a string""#),
+            StatusCode::BAD_REQUEST,
             "invalid_json",
         ),
         (
@@ -163,6 +173,22 @@ async fn every_error_is_json_with_a_stable_code() {
                 .as_str()
                 .is_some_and(|m| !m.is_empty()),
             "{what}: {v}"
+        );
+    }
+    // A member of the wrong type or missing is named, as `field`.
+    for (body, field, message) in [
+        (
+            r#"{"name":"a","count":-1}"#,
+            "count",
+            "count: invalid value: integer `-1`, expected u32",
+        ),
+        (r#"{"count":1}"#, "name", "name is required"),
+    ] {
+        let (_, v) = call(app(settings), json_post("/test/json", body)).await;
+        assert_eq!(
+            (v["error"]["field"].as_str(), v["error"]["message"].as_str()),
+            (Some(field), Some(message)),
+            "{body}: {v}"
         );
     }
     // A good body passes.
@@ -302,6 +328,43 @@ async fn the_openapi_document_is_3_1_and_lists_every_route() {
         .map(|c| c.as_str().unwrap())
         .collect();
     assert_eq!(codes.len(), ErrorCode::ALL.len(), "{codes:?}");
+    // The answers of the shared extractors are on every operation they
+    // apply to: ApiJson's on those with a body, Principal's on those that
+    // need a key (SharedAnswers).
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let declared = |status: &str| {
+                operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
+                    == "#/components/schemas/ErrorBody"
+            };
+            let what = format!("{method} {path}");
+            assert!(
+                operation["responses"]["503"].is_object(),
+                "{what} does not declare 503"
+            );
+            if operation.get("requestBody").is_some() {
+                for status in ["400", "413", "415"] {
+                    assert!(declared(status), "{what} does not declare {status}");
+                }
+            }
+            if operation.get("security").is_some() {
+                for status in ["401", "429"] {
+                    assert!(declared(status), "{what} does not declare {status}");
+                }
+            }
+        }
+    }
+    // Operation ids are unique (OpenAPI requires it; client generators
+    // name functions after them).
+    let mut ids = std::collections::BTreeSet::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for operation in item.as_object().unwrap().values() {
+            let id = operation["operationId"].as_str().unwrap();
+            assert!(ids.insert(id), "operationId {id} is used twice");
+        }
+    }
+    let rotate = &doc["paths"]["/v1/keys/{id}/rotate"]["post"]["requestBody"];
+    assert_ne!(rotate["required"], true, "{rotate}");
 }
 
 /// Sends `method path` with `key` (and a JSON body when given).
@@ -386,8 +449,8 @@ async fn keys_are_created_shown_once_listed_revoked_and_rotated() {
     )
     .await;
     assert_eq!(
-        (status, code(&v)),
-        (StatusCode::BAD_REQUEST, "invalid_json"),
+        (status, code(&v), v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, "invalid_field", Some("role")),
         "{v}"
     );
 
@@ -435,6 +498,26 @@ async fn keys_are_created_shown_once_listed_revoked_and_rotated() {
     assert!(store
         .authenticate(&keys::secret_hash(&new_buyer), t + 60_000)
         .is_some());
+    // Every field of a rotation is optional: no body, `null` and `{}` are
+    // the default overlap; a body sent as another type is still 415.
+    let new_buyer_id = rotated["key"]["id"].as_str().unwrap().to_owned();
+    let rotate = format!("/v1/keys/{new_buyer_id}/rotate");
+    for body in [None, Some("null"), Some("{}")] {
+        let (status, again) = as_key(&app, "POST", &rotate, Some(&root), body).await;
+        assert_eq!(status, StatusCode::CREATED, "{body:?}: {again}");
+        let old = store.key(&new_buyer_id).unwrap();
+        assert_eq!(old.expires_at_ms, Some(t + 86_400_000), "{body:?}");
+    }
+    let req = HttpRequest::post(rotate.as_str())
+        .header(header::AUTHORIZATION, format!("Bearer {root}"))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("{}"))
+        .unwrap();
+    let (status, v) = call(app.clone(), req).await;
+    assert_eq!(
+        (status, code(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+    );
 
     // Revoke: at once, idempotent; unknown ids are 404.
     let new_id = rotated["key"]["id"].as_str().unwrap();

@@ -96,8 +96,10 @@ fn view(w: &Webhook, pending: usize) -> WebhookView {
 pub(crate) struct WebhookInput {
     /// Target URL (http or https; private, loopback and link-local
     /// targets are refused unless the operator allows them).
+    #[schema(pattern = "^[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:]+")]
     url: String,
     /// Events to send (at least one).
+    #[schema(min_items = 1)]
     events: Vec<WebhookEvent>,
     /// The account (admins; tenant keys subscribe their own).
     #[serde(default)]
@@ -115,7 +117,7 @@ pub(crate) struct CreatedWebhook {
 }
 
 /// Subscribes a URL to events of an account.
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", request_body = WebhookInput, security(("bearer" = [])),
+#[utoipa::path(post, path = "/v1/webhooks", operation_id = "create_webhook", tag = "webhooks", request_body = WebhookInput, security(("bearer" = [])),
     responses(
         (status = 201, description = "Created; the secret is shown once", body = CreatedWebhook),
         (status = 400, description = "Bad body or field (a refused target)", body = ErrorBody),
@@ -187,7 +189,7 @@ pub(crate) struct WebhookQuery {
 }
 
 /// Lists subscriptions.
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", params(WebhookQuery), security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/webhooks", operation_id = "list_webhooks", tag = "webhooks", params(WebhookQuery), security(("bearer" = [])),
     responses(
         (status = 200, description = "Subscriptions", body = Vec<WebhookView>),
         (status = 400, description = "Bad parameter", body = ErrorBody),
@@ -223,7 +225,7 @@ fn find(state: &AppState, caller: &Principal, id: &str) -> Result<(Webhook, usiz
 }
 
 /// One subscription.
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "get_webhook", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "Subscription id")),
     responses(
         (status = 200, description = "The subscription", body = WebhookView),
@@ -244,7 +246,7 @@ pub(crate) async fn get(
 
 /// Deletes a subscription (idempotent): nothing more is sent; its log
 /// stays readable.
-#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "delete_webhook", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "Subscription id")),
     responses(
         (status = 204, description = "Deleted"),
@@ -284,11 +286,12 @@ pub(crate) async fn delete(
 #[into_params(parameter_in = Query)]
 pub(crate) struct DeliveryQuery {
     /// Newest first, at most this many (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
 /// A subscription's delivery log, newest first (the last 1000 kept).
-#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "list_deliveries", tag = "webhooks", security(("bearer" = [])),
     params(("id" = String, Path, description = "Subscription id"), DeliveryQuery),
     responses(
         (status = 200, description = "Deliveries with every attempt", body = Vec<Delivery>),

@@ -24,6 +24,7 @@ use std::fmt;
     rkyv::Deserialize,
 )]
 #[rkyv(attr(allow(missing_docs)))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Vertical {
     /// Personal auto.
@@ -132,6 +133,21 @@ impl UsState {
     }
 }
 
+/// In the OpenAPI document: a string, one of [`STATE_CODES`].
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for UsState {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("A US state or DC, by postal code"))
+            .enum_values(Some(STATE_CODES))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for UsState {}
+
 impl fmt::Debug for UsState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -221,6 +237,7 @@ macro_rules! wire_enum {
         $(#[$m])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
         #[rkyv(attr(allow(missing_docs)))]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name { $($(#[$vm])* $variant),+ }
 

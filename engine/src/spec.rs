@@ -28,7 +28,6 @@ pub struct SellerSpec {
     pub margin_bps: u32,
     /// Verticals the seller may sell; empty means all.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub verticals: Vec<Vertical>,
     /// Whether the seller is allowed to trade.
     #[serde(default = "yes")]
@@ -44,13 +43,22 @@ fn yes() -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BuyerSpec {
-    /// Stable identifier, e.g. `"summit-auto"`.
+    /// Stable identifier, e.g. `"summit-auto"`: 1 to 64 of ASCII letters,
+    /// digits, `-`, `_`, `.`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)
+    )]
     pub id: String,
     /// Display name (shown to sellers as the buyer alias).
     #[serde(default)]
     pub name: String,
     /// Parent account id, if this buyer belongs to a larger group.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)
+    )]
     pub parent_id: Option<String>,
 }
 
@@ -100,11 +108,14 @@ impl Weekday {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleWindow {
-    /// Days the window applies to.
+    /// Days the window applies to (at least one).
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub days: Vec<Weekday>,
     /// First hour, `0..=23`.
+    #[cfg_attr(feature = "openapi", schema(maximum = 23))]
     pub from_hour: u8,
     /// Hour after the last, `1..=24`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 24))]
     pub to_hour: u8,
 }
 
@@ -113,11 +124,13 @@ pub struct ScheduleWindow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapLimit {
-    /// Maximum leads bought in the period.
+    /// Maximum leads bought in the period (at least 1; omit for no cap).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub leads: Option<u32>,
-    /// Maximum spend in the period, in cents.
+    /// Maximum spend in the period, in cents (1 to 4294967295).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 4294967295_u64))]
     pub spend_cents: Option<u64>,
 }
 
@@ -160,10 +173,8 @@ pub enum DedupeScope {
 #[serde(deny_unknown_fields, default)]
 pub struct Filters {
     /// States accepted; empty means all.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub states: Vec<UsState>,
     /// States refused.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub exclude_states: Vec<UsState>,
     /// ZIP codes (5 digits) or ZIP prefixes (3 digits) accepted; empty means all.
     pub zips: Vec<String>,
@@ -171,13 +182,12 @@ pub struct Filters {
     pub exclude_zips: Vec<String>,
     /// Minimum age, inclusive.
     pub age_min: Option<u8>,
-    /// Maximum age, inclusive.
+    /// Maximum age, inclusive (at most 120).
+    #[cfg_attr(feature = "openapi", schema(maximum = 120))]
     pub age_max: Option<u8>,
     /// Credit tiers accepted; empty means any.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub credit: Vec<Credit>,
     /// Devices accepted; empty means any.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub device: Vec<Device>,
     /// Required homeowner status.
     pub homeowner: Option<bool>,
@@ -224,23 +234,27 @@ pub struct Filters {
 #[serde(deny_unknown_fields, default)]
 pub struct PriceModifier {
     /// Lead state is one of these.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub states: Vec<UsState>,
-    /// Local hour (campaign time zone) is in `[from_hour, to_hour)`.
+    /// Local hour (campaign time zone) is in `[from_hour, to_hour)`,
+    /// `0..=23`; `from_hour` and `to_hour` go together.
+    #[cfg_attr(feature = "openapi", schema(maximum = 23))]
     pub from_hour: Option<u8>,
-    /// See `from_hour`.
+    /// See `from_hour`; `1..=24`.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 24))]
     pub to_hour: Option<u8>,
     /// Seller source is one of these.
     pub sources: Vec<String>,
     /// Credit tier is one of these.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub credit: Vec<Credit>,
     /// Device is one of these.
-    #[cfg_attr(feature = "openapi", schema(value_type = Vec<String>))]
     pub device: Vec<Device>,
-    /// Adjustment in basis points of the running price (e.g. 1500 = +15 %).
+    /// Adjustment in basis points of the running price (e.g. 1500 = +15 %),
+    /// -9000 to 100000.
+    #[cfg_attr(feature = "openapi", schema(minimum = -9000, maximum = 100000))]
     pub adjust_bps: i32,
-    /// Adjustment in cents, applied after `adjust_bps`.
+    /// Adjustment in cents, applied after `adjust_bps` (-1000000000 to
+    /// 1000000000).
+    #[cfg_attr(feature = "openapi", schema(minimum = -1000000000, maximum = 1000000000))]
     pub adjust_cents: i64,
 }
 
@@ -249,23 +263,31 @@ pub struct PriceModifier {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
-    /// Stable identifier, unique in the marketplace.
+    /// Stable identifier, unique in the marketplace: 1 to 64 of ASCII
+    /// letters, digits, `-`, `_`, `.`.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)
+    )]
     pub id: String,
     /// Owning buyer id.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[A-Za-z0-9._-]+$", min_length = 1, max_length = 64)
+    )]
     pub buyer_id: String,
     /// Display name.
     #[serde(default)]
     pub name: String,
     /// Vertical bought.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub vertical: Vertical,
     /// Active or paused.
     #[serde(default)]
     pub status: CampaignStatus,
     /// Exclusive or shared.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub sale_type: SaleType,
-    /// Base price in cents.
+    /// Base price in cents (1 to 1000000000).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000000000))]
     pub price_cents: u64,
     /// Price modifiers.
     #[serde(default)]
@@ -278,26 +300,34 @@ pub struct CampaignSpec {
     pub caps: Caps,
     /// IANA time zone for schedule, caps and hour modifiers.
     #[serde(default = "default_time_zone")]
+    #[cfg_attr(feature = "openapi", schema(value_type = TimeZone))]
     pub time_zone: String,
     /// Weekly schedule; empty means always open.
     #[serde(default)]
     pub schedule: Vec<ScheduleWindow>,
     /// Total prepaid budget in cents (top-ups add to it); lifetime spend
-    /// less refunds never exceeds it plus `credit_limit_cents`.
+    /// less refunds never exceeds it plus `credit_limit_cents`; at most
+    /// 100000000000.
+    #[cfg_attr(feature = "openapi", schema(maximum = 100000000000_u64))]
     pub budget_cents: u64,
-    /// Credit the buyer is allowed beyond the prepaid budget, cents.
+    /// Credit the buyer is allowed beyond the prepaid budget, cents (at
+    /// most 100000000000).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 100000000000_u64))]
     pub credit_limit_cents: u64,
     /// How long after a sale the buyer may return the lead, hours; 0
-    /// refuses returns.
+    /// refuses returns; at most 2160 (90 days).
     #[serde(default = "default_return_window_hours")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 2160))]
     pub return_window_hours: u32,
     /// Most leads the buyer may return, in basis points of the leads the
-    /// campaign bought (1000 = 10 %).
+    /// campaign bought (1000 = 10 %); at most 10000.
     #[serde(default = "default_return_max_bps")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 10000))]
     pub return_max_bps: u32,
-    /// Dedupe window in hours; 0 disables dedupe.
+    /// Dedupe window in hours; 0 disables dedupe; at most 8784 (a year).
     #[serde(default = "default_dedupe_hours")]
+    #[cfg_attr(feature = "openapi", schema(maximum = 8784))]
     pub dedupe_window_hours: u32,
     /// Dedupe scope.
     #[serde(default)]
@@ -324,6 +354,27 @@ pub struct CampaignSpec {
     #[serde(default)]
     pub priority: u8,
 }
+
+/// In the OpenAPI document, a time zone field: a string, one of the IANA
+/// names the engine knows (`chrono_tz::TZ_VARIANTS`, the names
+/// `str::parse::<chrono_tz::Tz>` takes). A schema only; the fields are
+/// strings.
+#[cfg(feature = "openapi")]
+pub struct TimeZone;
+
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for TimeZone {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some("An IANA time zone name, e.g. America/New_York"))
+            .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for TimeZone {}
 
 fn default_time_zone() -> String {
     "America/New_York".to_owned()
