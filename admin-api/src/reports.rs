@@ -144,18 +144,7 @@ impl PingTallies {
     }
 }
 
-/// The date range of a report.
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub(crate) struct RangeQuery {
-    /// First day, `YYYY-MM-DD` (UTC), inclusive. Default: 29 days before `to`.
-    #[param(format = Date)]
-    from: Option<String>,
-    /// Last day, `YYYY-MM-DD` (UTC), inclusive. Default: today. At most 366 days after `from`.
-    #[param(format = Date)]
-    to: Option<String>,
-}
-
+/// The days a report covers (day numbers, UTC).
 #[derive(Debug, Clone, Copy)]
 struct Range {
     from_day: i64,
@@ -176,12 +165,15 @@ fn parse_day(field: &'static str, text: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::invalid(field, "must be a date YYYY-MM-DD, 1970-01-01 or later"))
 }
 
-fn range(q: &RangeQuery, now_ms: i64) -> Result<Range, ApiError> {
-    let to_day = match &q.to {
+/// The range of a report's `from` and `to` parameters: at most
+/// [`RANGE_DAYS_MAX`] days, by default the [`RANGE_DAYS_DEFAULT`] days up
+/// to today.
+fn range(from: Option<&str>, to: Option<&str>, now_ms: i64) -> Result<Range, ApiError> {
+    let to_day = match to {
         Some(t) => parse_day("to", t)?,
         None => day_of(now_ms),
     };
-    let from_day = match &q.from {
+    let from_day = match from {
         Some(f) => parse_day("from", f)?,
         None => (to_day - (RANGE_DAYS_DEFAULT - 1)).max(0),
     };
@@ -293,13 +285,7 @@ pub(crate) async fn campaigns(
     caller.require_any(&[Role::Buyer, Role::Manager])?;
     let q = query.0;
     let admin = &state.admin;
-    let r = range(
-        &RangeQuery {
-            from: q.from,
-            to: q.to,
-        },
-        admin.now_ms(),
-    )?;
+    let r = range(q.from.as_deref(), q.to.as_deref(), admin.now_ms())?;
     let account = caller.account(q.buyer_id.as_deref())?;
     let market = admin.engine.marketplace();
     let mut rows: BTreeMap<String, CampaignRow> = market
@@ -450,13 +436,7 @@ pub(crate) async fn sellers(
     caller.require_any(&[Role::Seller])?;
     let q = query.0;
     let admin = &state.admin;
-    let r = range(
-        &RangeQuery {
-            from: q.from,
-            to: q.to,
-        },
-        admin.now_ms(),
-    )?;
+    let r = range(q.from.as_deref(), q.to.as_deref(), admin.now_ms())?;
     let only = caller.account(q.seller_id.as_deref())?;
     let market = admin.engine.marketplace();
     let mut rows: BTreeMap<String, SellerRow> = market
@@ -604,13 +584,7 @@ pub(crate) async fn funnel(
     caller.require(Role::Admin)?;
     let q = query.0;
     let admin = &state.admin;
-    let r = range(
-        &RangeQuery {
-            from: q.from,
-            to: q.to,
-        },
-        admin.now_ms(),
-    )?;
+    let r = range(q.from.as_deref(), q.to.as_deref(), admin.now_ms())?;
     let vertical: Option<String> = match &q.vertical {
         Some(v) => {
             let parsed: Vertical = serde_json::from_value(serde_json::Value::String(v.clone()))
@@ -716,13 +690,9 @@ mod tests {
     #[test]
     fn ranges_default_to_thirty_days_and_refuse_bad_dates() {
         let now = 20_000 * DAY_MS + 5;
-        let q = |from: Option<&str>, to: Option<&str>| RangeQuery {
-            from: from.map(str::to_string),
-            to: to.map(str::to_string),
-        };
-        let r = range(&q(None, None), now).unwrap();
+        let r = range(None, None, now).unwrap();
         assert_eq!((r.from_day, r.to_day), (20_000 - 29, 20_000));
-        let r = range(&q(Some("2024-01-01"), Some("2024-01-31")), now).unwrap();
+        let r = range(Some("2024-01-01"), Some("2024-01-31"), now).unwrap();
         assert_eq!(date_of(r.from_day), "2024-01-01");
         assert_eq!(r.to_day - r.from_day, 30);
         assert!(r.holds(r.to_day * DAY_MS + DAY_MS - 1));
@@ -734,7 +704,7 @@ mod tests {
             (Some("2023-01-01"), Some("2024-01-02")),
             (Some("1969-12-31"), None),
         ] {
-            let e = range(&q(from, to), now).unwrap_err();
+            let e = range(from, to, now).unwrap_err();
             assert_eq!(
                 e.code,
                 crate::error::ErrorCode::InvalidField,
@@ -742,7 +712,7 @@ mod tests {
             );
         }
         // 366 days inclusive is the most.
-        assert!(range(&q(Some("2024-01-01"), Some("2024-12-31")), now).is_ok());
+        assert!(range(Some("2024-01-01"), Some("2024-12-31"), now).is_ok());
     }
 
     #[test]

@@ -32,10 +32,8 @@
 //! The permissions in [`table`] were read from the handlers (`require`,
 //! `require_any`, `scope`, `account`); the test holds the server to them.
 
-use crate::admin_flow::{call, leads, receiver, sell_lead, start_admin};
+use crate::admin_flow::{call, leads, receiver, sell_lead, send, start_admin};
 use crate::support::*;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
 use leadex_admin_api::admin::role_name;
 use leadex_admin_api::keys::Role;
 use leadex_engine::testing::market;
@@ -1219,38 +1217,6 @@ fn fill(template: &str, param: Option<&str>) -> String {
         (None, None) => template.to_string(),
         _ => panic!("{template}: a row gives a path parameter exactly when its template has one"),
     }
-}
-
-async fn send(
-    c: &HttpClient,
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    authorization: Option<&str>,
-    body: Option<&Value>,
-) -> (u16, Value, String) {
-    let mut req = hyper::Request::builder()
-        .method(method)
-        .uri(format!("http://{addr}{path}"));
-    if let Some(a) = authorization {
-        req = req.header("authorization", a);
-    }
-    if body.is_some() {
-        req = req.header("content-type", "application/json");
-    }
-    let body = body.map(Value::to_string).unwrap_or_default();
-    let resp = c
-        .request(req.body(Full::new(Bytes::from(body))).unwrap())
-        .await
-        .expect("request");
-    let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    (
-        status,
-        serde_json::from_str(&text).unwrap_or(Value::Null),
-        text,
-    )
 }
 
 fn cut(text: &str) -> String {

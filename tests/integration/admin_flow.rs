@@ -17,6 +17,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Calls the admin API as `key`: the status and the JSON answer
+/// (`Null` when the answer is not JSON).
 pub(crate) async fn call(
     c: &HttpClient,
     addr: SocketAddr,
@@ -25,23 +27,42 @@ pub(crate) async fn call(
     key: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
+    let authorization = format!("Bearer {key}");
+    let (status, json, _) = send(c, addr, method, path, Some(&authorization), body.as_ref()).await;
+    (status, json)
+}
+
+/// Sends one request with any `authorization` header value (or none):
+/// the status, the JSON answer (`Null` when not JSON) and the raw text.
+pub(crate) async fn send(
+    c: &HttpClient,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    authorization: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value, String) {
     let mut req = hyper::Request::builder()
         .method(method)
-        .uri(format!("http://{addr}{path}"))
-        .header("authorization", format!("Bearer {key}"));
+        .uri(format!("http://{addr}{path}"));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
+    }
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
+    let body = body.map(Value::to_string).unwrap_or_default();
     let resp = c
         .request(req.body(Full::new(Bytes::from(body))).unwrap())
         .await
         .expect("request");
     let status = resp.status().as_u16();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     (
         status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        serde_json::from_str(&text).unwrap_or(Value::Null),
+        text,
     )
 }
 
