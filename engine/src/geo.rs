@@ -73,9 +73,23 @@ const PREFIX_RANGES: &[(u16, u16, &str)] = &[
     (995, 999, "AK"),
 ];
 
+/// ZIPs whose state is not their prefix's (USPS delivers them from a
+/// facility across a state line), sorted. `None`: a territory inside a
+/// state's prefix (not traded). Found by comparing the prefix rule with
+/// per-ZIP state data (GeoNames' USPS states, and the Census ZCTA list).
+const ZIP_EXCEPTIONS: &[(u32, Option<&str>)] = &[
+    (6390, Some("NY")),  // Fishers Island, NY, in CT's 063
+    (73960, Some("TX")), // Texhoma, TX, in OK's 739
+    (83414, Some("WY")), // Alta, WY, in ID's 834
+    (96799, None),       // Pago Pago, American Samoa, in HI's 967
+];
+
 /// The state a ZIP belongs to, if it is in one of the 50 states or DC.
 pub fn state_of_zip(zip: Zip) -> Option<UsState> {
-    state_of_prefix(zip.prefix3())
+    match ZIP_EXCEPTIONS.binary_search_by_key(&zip.value(), |(z, _)| *z) {
+        Ok(i) => ZIP_EXCEPTIONS[i].1.and_then(UsState::parse),
+        Err(_) => state_of_prefix(zip.prefix3()),
+    }
 }
 
 /// The state of a three-digit ZIP prefix.
@@ -133,5 +147,22 @@ mod tests {
         assert_eq!(st("99501"), Some("AK"));
         assert_eq!(st("00901"), None, "Puerto Rico is not traded");
         assert_eq!(st("09001"), None, "military mail is not traded");
+        // The exceptions to the prefix rule.
+        assert_eq!(st("06390"), Some("NY"));
+        assert_eq!(st("06391"), Some("CT"));
+        assert_eq!(st("73960"), Some("TX"));
+        assert_eq!(st("83414"), Some("WY"));
+        assert_eq!(st("96799"), None, "American Samoa is not traded");
+    }
+
+    #[test]
+    fn exceptions_are_sorted_and_differ_from_their_prefix() {
+        for w in ZIP_EXCEPTIONS.windows(2) {
+            assert!(w[0].0 < w[1].0, "{w:?}");
+        }
+        for (zip, state) in ZIP_EXCEPTIONS {
+            let prefix = state_of_prefix((zip / 100) as u16).map(UsState::as_str);
+            assert_ne!(prefix, *state, "{zip:05} needs no exception");
+        }
     }
 }
