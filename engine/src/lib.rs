@@ -49,6 +49,7 @@ pub mod index;
 pub mod localtime;
 pub mod snapshot;
 pub mod testing;
+pub mod zips;
 
 pub use auction::NoBidReason;
 pub use engine::{DirectOutcome, Engine, EngineError, PingAnswer, Settlement};
