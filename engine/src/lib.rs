@@ -47,6 +47,7 @@ pub mod engine;
 pub mod hash;
 pub mod index;
 pub mod localtime;
+pub mod routing;
 pub mod snapshot;
 pub mod testing;
 pub mod zips;

@@ -9,7 +9,9 @@
 use crate::counters::{CampaignCounters, CapLimits};
 use crate::index::VerticalIndex;
 use crate::lead::{Credit, Device, SaleType, UsState, Vertical};
-use crate::spec::{CampaignStatus, DedupeScope, MarketplaceSpec, SpecError, MONEY_CENTS_MAX};
+use crate::spec::{
+    CampaignStatus, DedupeScope, MarketplaceSpec, ScheduleWindow, SpecError, MONEY_CENTS_MAX,
+};
 use chrono_tz::Tz;
 use dashmap::DashMap;
 use std::collections::HashMap;
@@ -372,16 +374,7 @@ impl Snapshot {
                     time_zones.len() - 1
                 }
             };
-            let schedule = (!c.schedule.is_empty()).then(|| {
-                let mut days = [0u32; 7];
-                for w in &c.schedule {
-                    let hours = ((1u32 << w.to_hour) - 1) & !((1u32 << w.from_hour) - 1);
-                    for d in &w.days {
-                        days[d.index()] |= hours;
-                    }
-                }
-                days
-            });
+            let schedule = ScheduleWindow::week_mask(&c.schedule);
             let modifiers = c
                 .modifiers
                 .iter()

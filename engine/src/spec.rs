@@ -119,6 +119,38 @@ pub struct ScheduleWindow {
     pub to_hour: u8,
 }
 
+impl ScheduleWindow {
+    /// Checks one window; `at` is its key path.
+    pub fn validate(&self, at: &str) -> Result<(), SpecError> {
+        if self.from_hour > 23
+            || self.to_hour == 0
+            || self.to_hour > 24
+            || self.from_hour >= self.to_hour
+        {
+            return Err(err(at, "needs 0 <= from_hour < to_hour <= 24"));
+        }
+        if self.days.is_empty() {
+            return Err(err(format!("{at}.days"), "must name at least one day"));
+        }
+        Ok(())
+    }
+
+    /// The hours a schedule covers, one 24-bit mask per weekday (Monday
+    /// first); `None` for an empty schedule (always).
+    pub fn week_mask(windows: &[ScheduleWindow]) -> Option<[u32; 7]> {
+        (!windows.is_empty()).then(|| {
+            let mut days = [0u32; 7];
+            for w in windows {
+                let hours = ((1u32 << w.to_hour) - 1) & !((1u32 << w.from_hour) - 1);
+                for d in &w.days {
+                    days[d.index()] |= hours;
+                }
+            }
+            days
+        })
+    }
+}
+
 /// Limits for one cap period. `None` means unlimited.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -627,18 +659,7 @@ impl CampaignSpec {
         )?;
         check_lower(format!("{path}.filters.coverage_types"), &f.coverage_types)?;
         for (i, w) in self.schedule.iter().enumerate() {
-            if w.from_hour > 23 || w.to_hour == 0 || w.to_hour > 24 || w.from_hour >= w.to_hour {
-                return Err(err(
-                    format!("{path}.schedule[{i}]"),
-                    "needs 0 <= from_hour < to_hour <= 24",
-                ));
-            }
-            if w.days.is_empty() {
-                return Err(err(
-                    format!("{path}.schedule[{i}].days"),
-                    "must name at least one day",
-                ));
-            }
+            w.validate(&format!("{path}.schedule[{i}]"))?;
         }
         for (i, m) in self.modifiers.iter().enumerate() {
             let mp = format!("{path}.modifiers[{i}]");

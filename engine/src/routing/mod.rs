@@ -1,0 +1,682 @@
+//! Lead routing: the agent graph (compiled, immutable, swapped whole) and
+//! the choice of an agent for a bought lead.
+//!
+//! - [`spec`]: what an agency declares (agents, policy), validated.
+//! - [`AgentGraph`]: the compiled graph: agents of each agency indexed by
+//!   the state they are licensed in, locations from the ZIP centroid table,
+//!   schedules as hour masks, teams, managers and links as indices.
+//! - [`Workloads`]: the open-assignment counter of every agent and the
+//!   round-robin cursor of every agency: atomics that live outside the
+//!   graph, so a rebuilt graph keeps them (the same `Arc` per id).
+//! - [`AgentGraph::route`]: hard rules first (licensed in the lead's state
+//!   for its vertical's line, inside the schedule, under capacity, never a
+//!   captive agent of the consumer's current carrier, not offered this lead
+//!   before), then the agency's strategy (weighted score, round-robin,
+//!   least-loaded); the chosen agent's capacity is reserved by
+//!   compare-and-swap, so capacity is never exceeded under concurrency.
+//!   Every eligible candidate comes back with each factor's contribution;
+//!   the contributions add up to the score exactly (integers).
+//!
+//! No I/O, no lock: a route reads the graph and the atomics only. The loop
+//! over an agency's agents is bounded by
+//! [`spec::AGENTS_PER_AGENCY_MAX`], and only the agents licensed in the
+//! lead's state are visited.
+
+pub mod spec;
+
+use crate::lead::{UsState, Vertical, Zip};
+use crate::localtime::LocalTime;
+use crate::spec::{ScheduleWindow, SpecError};
+use crate::zips::{LatLon, ZipCentroids};
+use chrono_tz::Tz;
+use dashmap::DashMap;
+use spec::{lines_license, AgencySpec, LinkKind, RoutingSpec, Strategy, Weights, TIERS};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The ranking factors, in the order of [`Candidate::factors`].
+pub const FACTORS: [&str; 7] = [
+    "distance",
+    "specialization",
+    "performance",
+    "workload",
+    "language",
+    "quality",
+    "affinity",
+];
+
+/// Most candidates a route returns (ranked, with their factors).
+pub const RANKED_MAX: usize = 32;
+
+/// Most a factor's value can be; a contribution is weight × value.
+pub const FACTOR_VALUE_MAX: i64 = 1_000;
+
+/// Why an agent of the agency was not a candidate, in the order of
+/// [`RouteOutcome::excluded`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Excluded {
+    /// Not taking leads.
+    Inactive = 0,
+    /// Not licensed in the lead's state for the vertical's line.
+    NotLicensed = 1,
+    /// Outside the agent's schedule.
+    OutsideSchedule = 2,
+    /// Open assignments at capacity.
+    AtCapacity = 3,
+    /// Captive of the carrier the consumer already has.
+    CaptiveOfCurrentCarrier = 4,
+    /// Offered this lead before.
+    AlreadyOffered = 5,
+}
+
+/// Number of [`Excluded`] reasons.
+pub const EXCLUDED_REASONS: usize = 6;
+
+/// Open assignments per agent and round-robin cursors per agency: atomics
+/// outside the graph, kept across graph rebuilds.
+#[derive(Debug, Default)]
+pub struct Workloads {
+    open: DashMap<Arc<str>, Arc<AtomicU32>>,
+    cursors: DashMap<Arc<str>, Arc<AtomicU64>>,
+}
+
+impl Workloads {
+    fn open_of(&self, agent: &Arc<str>) -> Arc<AtomicU32> {
+        self.open.entry(agent.clone()).or_default().clone()
+    }
+
+    fn cursor_of(&self, agency: &Arc<str>) -> Arc<AtomicU64> {
+        self.cursors.entry(agency.clone()).or_default().clone()
+    }
+
+    /// Open assignments of `agent` (0 for an unknown one).
+    pub fn open(&self, agent: &str) -> u32 {
+        // Relaxed: a reading for people and tests; decisions use the CAS.
+        self.open
+            .get(agent)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// One compiled agent.
+#[derive(Debug)]
+pub struct Agent {
+    /// Id.
+    pub id: Arc<str>,
+    /// Index of its agency in the graph.
+    pub agency: u32,
+    /// Lines of authority per state (mask of `Line::bit`), by state index.
+    lines_by_state: Box<[u8]>,
+    /// Interned carrier id (index into the graph's carriers) + 1; 0: none.
+    captive_carrier: u32,
+    specializations: u8,
+    /// Office location (the ZIP's Census centroid), if known.
+    pub location: Option<LatLon>,
+    /// Languages as bits of the graph's interned languages (the first 64;
+    /// others never match, a bound stated in the spec).
+    languages: u64,
+    /// Most open assignments.
+    pub capacity: u32,
+    tz: Tz,
+    schedule: Option<[u32; 7]>,
+    /// Conversion per vertical and tier, per mille.
+    success: [[u16; TIERS]; Vertical::COUNT],
+    rating_permille: u16,
+    response_permille: u16,
+    quality_tier: u8,
+    /// Team (index into the graph's teams), if any.
+    pub team: Option<u32>,
+    /// Manager (agent index), if any.
+    pub manager: Option<u32>,
+    links: Box<[(u32, LinkKind, u16)]>,
+    active: bool,
+    open: Arc<AtomicU32>,
+}
+
+impl Agent {
+    /// Open assignments now.
+    pub fn open(&self) -> u32 {
+        // Relaxed: a reading; reservations go through the CAS in `reserve`.
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Takes one unit of capacity if the agent is under capacity. The only
+    /// way the counter rises, so it never exceeds `capacity`.
+    pub fn reserve(&self) -> bool {
+        // AcqRel on success: a reservation is ordered with the release of
+        // the one before it (the agent's count is one shared resource);
+        // Relaxed on failure: nothing was taken.
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < self.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back one unit (an offer rejected or expired, an assignment
+    /// closed). Never goes below zero: a release without a reservation is
+    /// a bug, refused and reported as false.
+    pub fn release(&self) -> bool {
+        // AcqRel: pairs with `reserve`.
+        self.open
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+}
+
+/// One agency's compiled policy and agents.
+#[derive(Debug)]
+pub struct Agency {
+    /// Policy.
+    pub policy: AgencySpec,
+    /// Agent indices licensed in each state (any line), by state index,
+    /// ascending (agents are sorted by id within an agency).
+    by_state: Box<[Box<[u32]>]>,
+    /// Every agent index of the agency, ascending.
+    pub agents: Box<[u32]>,
+    cursor: Arc<AtomicU64>,
+}
+
+/// The compiled agent graph.
+#[derive(Debug, Default)]
+pub struct AgentGraph {
+    /// Agents, grouped by agency, by id within one.
+    pub agents: Vec<Agent>,
+    by_id: HashMap<Arc<str>, u32>,
+    /// Agencies.
+    pub agencies: Vec<Agency>,
+    agency_by_id: HashMap<Arc<str>, u32>,
+    /// Team ids, by team index.
+    pub teams: Vec<Arc<str>>,
+    /// Captive carriers named by agents (lower case), interned.
+    carriers: Vec<Box<str>>,
+    /// Languages named by agents (lower case), interned.
+    languages: Vec<Box<str>>,
+}
+
+thread_local! {
+    static CANDIDATES: std::cell::RefCell<Vec<Candidate>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+/// The index of `name` in `names`, added if new.
+fn intern(names: &mut Vec<Box<str>>, name: &str) -> u32 {
+    match names.iter().position(|x| &**x == name) {
+        Some(i) => i as u32,
+        None => {
+            names.push(name.into());
+            (names.len() - 1) as u32
+        }
+    }
+}
+
+/// A lead to route.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteRequest<'a> {
+    /// The buying agency (a buyer account id).
+    pub agency_id: &'a str,
+    /// Vertical.
+    pub vertical: Vertical,
+    /// State.
+    pub state: UsState,
+    /// ZIP.
+    pub zip: Zip,
+    /// The consumer's current carrier (lower case), if any.
+    pub current_carrier: Option<&'a str>,
+    /// The consumer's language (ISO 639-1), if known.
+    pub language: Option<&'a str>,
+    /// Lead score tier, 0 (best) to 3.
+    pub score_tier: u8,
+    /// The agent who referred the lead, if any (graph affinity).
+    pub referring_agent: Option<&'a str>,
+    /// Agents already offered this lead (skipped).
+    pub offered: &'a [u32],
+    /// Now, Unix ms.
+    pub now_ms: i64,
+}
+
+/// An eligible agent, scored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Candidate {
+    /// Agent index.
+    pub agent: u32,
+    /// Sum of `factors`.
+    pub score: i64,
+    /// Each factor's contribution (weight × value), in [`FACTORS`] order.
+    pub factors: [i64; FACTORS.len()],
+    /// Open assignments when scored.
+    pub open: u32,
+}
+
+/// What a route found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteOutcome {
+    /// The agent the lead was assigned to (its capacity reserved), if any.
+    pub assigned: Option<u32>,
+    /// The first [`RANKED_MAX`] eligible agents, in the strategy's order.
+    pub candidates: Vec<Candidate>,
+    /// How many agents were eligible.
+    pub eligible: u32,
+    /// Agents of the agency left out, by [`Excluded`] reason.
+    pub excluded: [u32; EXCLUDED_REASONS],
+}
+
+/// Why a route could not run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteError {
+    /// The agency has no agents.
+    UnknownAgency,
+    /// `score_tier` is above 3.
+    BadTier,
+}
+
+fn permille(part: u64, whole: u64) -> i64 {
+    (part.min(whole) * 1_000).checked_div(whole).unwrap_or(0) as i64
+}
+
+/// What the factors of one route share: the lead's place and the agency's
+/// policy and referrer.
+struct Context<'a> {
+    req: &'a RouteRequest<'a>,
+    /// The lead's centroid and the cosine of its latitude.
+    lead_at: Option<(LatLon, f64)>,
+    policy: &'a AgencySpec,
+    referrer: Option<u32>,
+    /// The consumer's carrier as an interned id + 1 (0: none or unknown to
+    /// every agent, so no agent is captive of it).
+    current_carrier: u32,
+    /// The consumer's language as a bit of the interned languages (0: none).
+    language: u64,
+}
+
+/// Approximate distance, metres: equirectangular, accurate to a fraction
+/// of a percent under a few hundred km (all the distance factor cares
+/// about) and far cheaper than haversine on a loop over agents.
+/// `cos_lat` is the cosine of the lead's latitude, computed once.
+fn near_distance_m(a: LatLon, b: LatLon, cos_lat: f64) -> u64 {
+    const M_PER_E6_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0 / 1e6;
+    let dy = f64::from(a.lat_e6 - b.lat_e6);
+    let mut dx = f64::from(a.lon_e6 - b.lon_e6).abs();
+    if dx > 180e6 {
+        dx = 360e6 - dx;
+    }
+    let dx = dx * cos_lat;
+    ((dx * dx + dy * dy).sqrt() * M_PER_E6_DEG) as u64
+}
+
+impl AgentGraph {
+    /// Compiles `spec`, taking each agent's workload counter and each
+    /// agency's cursor from `workloads` (kept across rebuilds).
+    pub fn build(spec: &RoutingSpec, workloads: &Workloads) -> Result<AgentGraph, SpecError> {
+        spec.validate()?;
+        let zips = ZipCentroids::embedded();
+        let mut order: Vec<usize> = (0..spec.agents.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&spec.agents[a], &spec.agents[b]);
+            (a.agency_id.as_str(), a.id.as_str()).cmp(&(b.agency_id.as_str(), b.id.as_str()))
+        });
+        let mut g = AgentGraph::default();
+        let mut team_by_id: HashMap<&str, u32> = HashMap::new();
+        for &i in &order {
+            let a = &spec.agents[i];
+            let agency = match g.agency_by_id.get(a.agency_id.as_str()) {
+                Some(&x) => x,
+                None => {
+                    let policy = spec
+                        .agencies
+                        .iter()
+                        .find(|p| p.id == a.agency_id)
+                        .cloned()
+                        .unwrap_or_else(|| AgencySpec::default_for(&a.agency_id));
+                    let id: Arc<str> = Arc::from(a.agency_id.as_str());
+                    g.agencies.push(Agency {
+                        policy,
+                        by_state: vec![Box::default(); UsState::COUNT].into_boxed_slice(),
+                        agents: Box::default(),
+                        cursor: workloads.cursor_of(&id),
+                    });
+                    let x = (g.agencies.len() - 1) as u32;
+                    g.agency_by_id.insert(id, x);
+                    x
+                }
+            };
+            let mut lines_by_state = vec![0u8; UsState::COUNT].into_boxed_slice();
+            for l in &a.licences {
+                lines_by_state[l.state.index()] |= l.line.bit();
+            }
+            let mut success = [[0u16; TIERS]; Vertical::COUNT];
+            let base = a.performance.conversion_bps / 10;
+            for row in success.iter_mut() {
+                *row = [base; TIERS];
+            }
+            for s in &a.performance.success {
+                success[s.vertical.index()][s.tier as usize] = s.conversion_bps / 10;
+            }
+            let response_permille = match a.performance.median_response_s {
+                0 => 0,
+                s => 1_000u16.saturating_sub((u64::from(s) * 1_000 / 3_600).min(1_000) as u16),
+            };
+            let team = a.team_id.as_deref().map(|t| {
+                *team_by_id.entry(t).or_insert_with(|| {
+                    g.teams.push(Arc::from(t));
+                    (g.teams.len() - 1) as u32
+                })
+            });
+            let id: Arc<str> = Arc::from(a.id.as_str());
+            g.by_id.insert(id.clone(), g.agents.len() as u32);
+            g.agents.push(Agent {
+                open: workloads.open_of(&id),
+                id,
+                agency,
+                lines_by_state,
+                captive_carrier: a
+                    .captive_carrier
+                    .as_deref()
+                    .map_or(0, |c| intern(&mut g.carriers, &c.to_lowercase()) + 1),
+                specializations: a
+                    .specializations
+                    .iter()
+                    .fold(0u8, |m, v| m | (1 << v.index())),
+                location: a
+                    .zip
+                    .and_then(|z| zips.centroid_or_prefix(z).map(|(p, _)| p)),
+                languages: a.languages.iter().fold(0u64, |m, l| {
+                    match intern(&mut g.languages, &l.to_lowercase()) {
+                        bit @ 0..64 => m | 1 << bit,
+                        _ => m,
+                    }
+                }),
+                capacity: a.capacity,
+                tz: a.time_zone.parse().map_err(|_| SpecError {
+                    path: format!("agents[{i}].time_zone"),
+                    message: "is not an IANA time zone".into(),
+                })?,
+                schedule: ScheduleWindow::week_mask(&a.schedule),
+                success,
+                rating_permille: a.performance.rating_centi * 2,
+                response_permille,
+                quality_tier: a.quality_tier,
+                team,
+                manager: None,
+                links: Box::default(),
+                active: a.active,
+            });
+        }
+        // References by index, now that every agent has one.
+        for &i in &order {
+            let a = &spec.agents[i];
+            let x = g.by_id[a.id.as_str()] as usize;
+            g.agents[x].manager = a.manager_id.as_deref().map(|m| g.by_id[m]);
+            g.agents[x].links = a
+                .links
+                .iter()
+                .map(|l| (g.by_id[l.to.as_str()], l.kind, l.strength_bps))
+                .collect();
+        }
+        let mut members: Vec<Vec<u32>> = vec![Vec::new(); g.agencies.len()];
+        let mut by_state: Vec<Vec<Vec<u32>>> =
+            vec![vec![Vec::new(); UsState::COUNT]; g.agencies.len()];
+        for (x, a) in g.agents.iter().enumerate() {
+            members[a.agency as usize].push(x as u32);
+            for (s, lines) in a.lines_by_state.iter().enumerate() {
+                if *lines != 0 {
+                    by_state[a.agency as usize][s].push(x as u32);
+                }
+            }
+        }
+        for ((agency, m), s) in g.agencies.iter_mut().zip(members).zip(by_state) {
+            agency.agents = m.into_boxed_slice();
+            agency.by_state = s.into_iter().map(Vec::into_boxed_slice).collect();
+        }
+        Ok(g)
+    }
+
+    /// An agent's index by id.
+    pub fn agent_index(&self, id: &str) -> Option<u32> {
+        self.by_id.get(id).copied()
+    }
+
+    /// An agency by id.
+    pub fn agency(&self, id: &str) -> Option<&Agency> {
+        self.agency_by_id
+            .get(id)
+            .map(|&x| &self.agencies[x as usize])
+    }
+
+    /// The reason `agent` cannot take the lead, if any (capacity is checked
+    /// by the reservation, not here).
+    fn rule_out(&self, a: &Agent, cx: &Context<'_>, local: LocalTime) -> Option<Excluded> {
+        let req = cx.req;
+        if !a.active {
+            return Some(Excluded::Inactive);
+        }
+        if !lines_license(req.vertical, a.lines_by_state[req.state.index()]) {
+            return Some(Excluded::NotLicensed);
+        }
+        if let Some(days) = &a.schedule {
+            if days[local.weekday as usize] & (1 << local.hour) == 0 {
+                return Some(Excluded::OutsideSchedule);
+            }
+        }
+        if a.captive_carrier != 0 && a.captive_carrier == cx.current_carrier {
+            return Some(Excluded::CaptiveOfCurrentCarrier);
+        }
+        None
+    }
+
+    /// Each factor's value (0 to [`FACTOR_VALUE_MAX`]) for agent index `x`.
+    fn values(&self, x: u32, a: &Agent, cx: &Context<'_>, open: u32) -> [i64; FACTORS.len()] {
+        let (req, policy) = (cx.req, cx.policy);
+        let distance = match (cx.lead_at, a.location) {
+            (Some((lead, cos_lat)), Some(office)) => {
+                let max_m = u64::from(policy.distance_max_km) * 1_000;
+                FACTOR_VALUE_MAX - permille(near_distance_m(lead, office, cos_lat), max_m)
+            }
+            _ => 0,
+        };
+        let specialization = if a.specializations & (1 << req.vertical.index()) != 0 {
+            FACTOR_VALUE_MAX
+        } else {
+            0
+        };
+        let success = i64::from(a.success[req.vertical.index()][req.score_tier as usize]);
+        let performance =
+            (2 * success + i64::from(a.rating_permille) + i64::from(a.response_permille)) / 4;
+        let workload = FACTOR_VALUE_MAX - permille(u64::from(open), u64::from(a.capacity));
+        let language = if a.languages & cx.language != 0 {
+            FACTOR_VALUE_MAX
+        } else {
+            0
+        };
+        let quality = FACTOR_VALUE_MAX
+            - i64::from(a.quality_tier.abs_diff(req.score_tier)) * FACTOR_VALUE_MAX
+                / (TIERS as i64 - 1);
+        let affinity = match cx.referrer {
+            None => 0,
+            Some(r) if r == x => FACTOR_VALUE_MAX,
+            Some(r) => {
+                let ra = &self.agents[r as usize];
+                let link = |from: &Agent, to: u32| {
+                    from.links
+                        .iter()
+                        .filter(|(t, _, _)| *t == to)
+                        .map(|(_, _, s)| i64::from(*s) / 10)
+                        .max()
+                        .unwrap_or(0)
+                };
+                let team = if ra.team.is_some() && ra.team == a.team {
+                    FACTOR_VALUE_MAX / 2
+                } else {
+                    0
+                };
+                team.max(link(ra, x)).max(link(a, r))
+            }
+        };
+        [
+            distance,
+            specialization,
+            performance,
+            workload,
+            language,
+            quality,
+            affinity,
+        ]
+    }
+
+    /// Routes one lead: rules out the agents the hard rules forbid, orders
+    /// the rest by the agency's strategy, and reserves capacity on the
+    /// first that still has some (a racing route may have taken the last
+    /// unit: then the next one). Deterministic given the same graph,
+    /// workloads and cursor.
+    pub fn route(&self, req: &RouteRequest<'_>) -> Result<RouteOutcome, RouteError> {
+        if req.score_tier as usize >= TIERS {
+            return Err(RouteError::BadTier);
+        }
+        let agency_x = *self
+            .agency_by_id
+            .get(req.agency_id)
+            .ok_or(RouteError::UnknownAgency)?;
+        let agency = &self.agencies[agency_x as usize];
+        let policy = &agency.policy;
+        let lead_at = ZipCentroids::embedded()
+            .centroid_or_prefix(req.zip)
+            .map(|(p, _)| (p, (f64::from(p.lat_e6) / 1e6).to_radians().cos()));
+        let referrer = req
+            .referring_agent
+            .and_then(|r| self.agent_index(r))
+            .filter(|&r| self.agents[r as usize].agency == agency_x);
+        let cx = Context {
+            req,
+            lead_at,
+            policy,
+            referrer,
+            current_carrier: req.current_carrier.map_or(0, |c| {
+                self.carriers
+                    .iter()
+                    .position(|x| x.eq_ignore_ascii_case(c))
+                    .map_or(0, |i| i as u32 + 1)
+            }),
+            language: req.language.map_or(0, |l| {
+                self.languages
+                    .iter()
+                    .take(64)
+                    .position(|x| x.eq_ignore_ascii_case(l))
+                    .map_or(0, |i| 1 << i)
+            }),
+        };
+        let licensed = &agency.by_state[req.state.index()];
+        let mut excluded = [0u32; EXCLUDED_REASONS];
+        // Agents of the agency not licensed in the state at all.
+        excluded[Excluded::NotLicensed as usize] = (agency.agents.len() - licensed.len()) as u32;
+        // Time zones repeat across agents: convert once per zone.
+        let mut zones: Vec<(Tz, LocalTime)> = Vec::new();
+        // The candidate list is reused across routes on a thread (it holds
+        // up to an agency's licensed agents; only the head is returned).
+        let mut candidates = CANDIDATES.with(|c| std::mem::take(&mut *c.borrow_mut()));
+        candidates.clear();
+        for &x in licensed.iter() {
+            let a = &self.agents[x as usize];
+            let local = match zones.iter().find(|(tz, _)| *tz == a.tz) {
+                Some((_, l)) => *l,
+                None => {
+                    let l = LocalTime::at(a.tz, req.now_ms);
+                    zones.push((a.tz, l));
+                    l
+                }
+            };
+            let reason = if req.offered.contains(&x) {
+                Some(Excluded::AlreadyOffered)
+            } else {
+                self.rule_out(a, &cx, local)
+            };
+            let open = a.open();
+            let reason = reason.or((open >= a.capacity).then_some(Excluded::AtCapacity));
+            if let Some(r) = reason {
+                excluded[r as usize] += 1;
+                continue;
+            }
+            let values = self.values(x, a, &cx, open);
+            let w = weights_of(&policy.weights);
+            let mut factors = [0i64; FACTORS.len()];
+            for ((f, v), w) in factors.iter_mut().zip(values).zip(w) {
+                *f = v * w;
+            }
+            candidates.push(Candidate {
+                agent: x,
+                score: factors.iter().sum(),
+                factors,
+                open,
+            });
+        }
+        // Agent indices follow ids within an agency, so the index breaks
+        // ties as the id would, without touching the strings.
+        let capacity = |c: &Candidate| u64::from(self.agents[c.agent as usize].capacity);
+        let order = |a: &Candidate, b: &Candidate| match policy.strategy {
+            Strategy::Weighted | Strategy::RoundRobin => {
+                b.score.cmp(&a.score).then(a.agent.cmp(&b.agent))
+            }
+            // open / capacity ascending, by cross-multiplication (exact).
+            Strategy::LeastLoaded => (u64::from(a.open) * capacity(b))
+                .cmp(&(u64::from(b.open) * capacity(a)))
+                .then(a.agent.cmp(&b.agent)),
+        };
+        let eligible = candidates.len() as u32;
+        let head = RANKED_MAX.min(candidates.len());
+        if policy.strategy == Strategy::RoundRobin {
+            if !candidates.is_empty() {
+                // Candidates are in agent id order (the state index is):
+                // start at the agency's cursor, which moves one agent per
+                // route, so equal agents take turns.
+                // Relaxed: the cursor only spreads load; any interleaving
+                // of two routes is a valid turn order.
+                let turn = agency.cursor.fetch_add(1, Ordering::Relaxed);
+                let n = agency.agents.len() as u64;
+                let start = agency.agents[(turn % n) as usize];
+                let split = candidates.partition_point(|c| c.agent < start);
+                candidates.rotate_left(split);
+            }
+        } else if head > 0 {
+            // Only the head is ranked fully (linear selection, then a
+            // short sort); the tail is sorted only if no head agent can
+            // take the lead.
+            if candidates.len() > head {
+                candidates.select_nth_unstable_by(head - 1, order);
+            }
+            candidates[..head].sort_by(order);
+        }
+        let reserve = |c: &Candidate| self.agents[c.agent as usize].reserve().then_some(c.agent);
+        let mut assigned = candidates[..head].iter().find_map(reserve);
+        if assigned.is_none() && candidates.len() > head {
+            if policy.strategy != Strategy::RoundRobin {
+                candidates[head..].sort_by(order);
+            }
+            assigned = candidates[head..].iter().find_map(reserve);
+        }
+        let ranked = candidates[..head].to_vec();
+        CANDIDATES.with(|c| *c.borrow_mut() = candidates);
+        Ok(RouteOutcome {
+            assigned,
+            candidates: ranked,
+            eligible,
+            excluded,
+        })
+    }
+}
+
+fn weights_of(w: &Weights) -> [i64; FACTORS.len()] {
+    [
+        w.distance,
+        w.specialization,
+        w.performance,
+        w.workload,
+        w.language,
+        w.quality,
+        w.affinity,
+    ]
+    .map(i64::from)
+}
+
+#[cfg(test)]
+mod tests;
