@@ -151,7 +151,7 @@ fn route_10k(c: &mut Criterion) {
             active: true,
         })
         .collect();
-    let workloads = Workloads::default();
+    let workloads = std::sync::Arc::new(Workloads::default());
     let graph = AgentGraph::build(
         &RoutingSpec {
             agents,
@@ -177,12 +177,12 @@ fn route_10k(c: &mut Criterion) {
         "route among 10k agents: {} candidates",
         first.candidates.len()
     );
-    graph.agents[first.assigned.unwrap() as usize].release();
+    graph.release(first.assigned.unwrap());
     c.bench_function("route/10k_agents", |b| {
         b.iter(|| {
             let out = graph.route(black_box(&req)).unwrap();
             let x = out.assigned.expect("an agent");
-            graph.agents[x as usize].release();
+            graph.release(x);
             black_box(out.candidates.len())
         })
     });

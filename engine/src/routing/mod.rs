@@ -73,17 +73,53 @@ pub enum Excluded {
 /// Number of [`Excluded`] reasons.
 pub const EXCLUDED_REASONS: usize = 6;
 
+/// Most agents the exchange routes to: the workload slots are preallocated
+/// (4 bytes each, 4 MiB in all), contiguous, so a route reads counters
+/// without chasing a pointer per agent.
+pub const WORKLOAD_SLOTS: usize = 1 << 20;
+
 /// Open assignments per agent and round-robin cursors per agency: atomics
-/// outside the graph, kept across graph rebuilds.
-#[derive(Debug, Default)]
+/// outside the graph, kept across graph rebuilds. An agent keeps its slot
+/// for the life of the process (slots are never reused, so a rebuilt graph
+/// sees the same count).
+#[derive(Debug)]
 pub struct Workloads {
-    open: DashMap<Arc<str>, Arc<AtomicU32>>,
+    slots: Box<[AtomicU32]>,
+    slot_by_id: DashMap<Arc<str>, u32>,
+    /// Slots handed out; also the next free one.
+    used: AtomicU32,
     cursors: DashMap<Arc<str>, Arc<AtomicU64>>,
 }
 
+impl Default for Workloads {
+    fn default() -> Self {
+        Workloads {
+            slots: (0..WORKLOAD_SLOTS).map(|_| AtomicU32::new(0)).collect(),
+            slot_by_id: DashMap::new(),
+            used: AtomicU32::new(0),
+            cursors: DashMap::new(),
+        }
+    }
+}
+
 impl Workloads {
-    fn open_of(&self, agent: &Arc<str>) -> Arc<AtomicU32> {
-        self.open.entry(agent.clone()).or_default().clone()
+    /// The slot of `agent`, handed out on first sight; `None` when every
+    /// slot is taken.
+    fn slot_of(&self, agent: &Arc<str>) -> Option<u32> {
+        match self.slot_by_id.entry(agent.clone()) {
+            dashmap::Entry::Occupied(e) => Some(*e.get()),
+            dashmap::Entry::Vacant(e) => {
+                // Relaxed: the entry's shard lock orders hand-outs for one
+                // id; distinct ids only need distinct numbers.
+                let slot = self.used.fetch_add(1, Ordering::Relaxed);
+                if slot as usize >= WORKLOAD_SLOTS {
+                    self.used.fetch_sub(1, Ordering::Relaxed);
+                    return None;
+                }
+                e.insert(slot);
+                Some(slot)
+            }
+        }
     }
 
     fn cursor_of(&self, agency: &Arc<str>) -> Arc<AtomicU64> {
@@ -93,9 +129,9 @@ impl Workloads {
     /// Open assignments of `agent` (0 for an unknown one).
     pub fn open(&self, agent: &str) -> u32 {
         // Relaxed: a reading for people and tests; decisions use the CAS.
-        self.open
+        self.slot_by_id
             .get(agent)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+            .map_or(0, |s| self.slots[*s as usize].load(Ordering::Relaxed))
     }
 }
 
@@ -120,10 +156,10 @@ pub struct Agent {
     pub capacity: u32,
     tz: Tz,
     schedule: Option<[u32; 7]>,
-    /// Conversion per vertical and tier, per mille.
-    success: [[u16; TIERS]; Vertical::COUNT],
-    rating_permille: u16,
-    response_permille: u16,
+    /// The performance factor's value per vertical and tier: (2 ×
+    /// conversion with such leads + rating + response time) / 4, each per
+    /// mille, computed once here.
+    performance: [[u16; TIERS]; Vertical::COUNT],
     quality_tier: u8,
     /// Team (index into the graph's teams), if any.
     pub team: Option<u32>,
@@ -131,55 +167,56 @@ pub struct Agent {
     pub manager: Option<u32>,
     links: Box<[(u32, LinkKind, u16)]>,
     active: bool,
-    open: Arc<AtomicU32>,
+    /// Workload slot.
+    slot: u32,
 }
 
-impl Agent {
-    /// Open assignments now.
-    pub fn open(&self) -> u32 {
-        // Relaxed: a reading; reservations go through the CAS in `reserve`.
-        self.open.load(Ordering::Relaxed)
-    }
-
-    /// Takes one unit of capacity if the agent is under capacity. The only
-    /// way the counter rises, so it never exceeds `capacity`.
-    pub fn reserve(&self) -> bool {
-        // AcqRel on success: a reservation is ordered with the release of
-        // the one before it (the agent's count is one shared resource);
-        // Relaxed on failure: nothing was taken.
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (n < self.capacity).then_some(n + 1)
-            })
-            .is_ok()
-    }
-
-    /// Gives back one unit (an offer rejected or expired, an assignment
-    /// closed). Never goes below zero: a release without a reservation is
-    /// a bug, refused and reported as false.
-    pub fn release(&self) -> bool {
-        // AcqRel: pairs with `reserve`.
-        self.open
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
-            .is_ok()
-    }
+/// What a route reads of every agent it visits, packed (48 bytes) in an
+/// array parallel to `AgentGraph::agents`, so the loop over thousands of
+/// agents streams through memory instead of touching a 200-byte record
+/// each (measured: that miss was a quarter of a route).
+#[derive(Debug, Clone, Copy)]
+struct Hot {
+    languages: u64,
+    location: LatLon,
+    captive_carrier: u32,
+    slot: u32,
+    capacity: u32,
+    /// Index into `AgentGraph::schedules`; `NONE` for always.
+    schedule: u32,
+    /// Team index; `NONE` for none.
+    team: u32,
+    /// Index into `AgentGraph::zones`.
+    zone: u16,
+    has_location: bool,
+    active: bool,
+    specializations: u8,
+    quality_tier: u8,
+    has_links: bool,
 }
+
+const NONE: u32 = u32::MAX;
+
+/// The agents of an agency licensed in one state: (agent index, lines of
+/// authority there), ascending by agent.
+type Licensed = Box<[(u32, u8)]>;
 
 /// One agency's compiled policy and agents.
 #[derive(Debug)]
 pub struct Agency {
     /// Policy.
     pub policy: AgencySpec,
-    /// Agent indices licensed in each state (any line), by state index,
-    /// ascending (agents are sorted by id within an agency).
-    by_state: Box<[Box<[u32]>]>,
+    /// Agents licensed in each state (any line) with their lines there,
+    /// by state index, ascending by agent (agents are sorted by id within
+    /// an agency): the route reads the licence without touching the agent.
+    by_state: Box<[Licensed]>,
     /// Every agent index of the agency, ascending.
     pub agents: Box<[u32]>,
     cursor: Arc<AtomicU64>,
 }
 
 /// The compiled agent graph.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AgentGraph {
     /// Agents, grouped by agency, by id within one.
     pub agents: Vec<Agent>,
@@ -193,10 +230,19 @@ pub struct AgentGraph {
     carriers: Vec<Box<str>>,
     /// Languages named by agents (lower case), interned.
     languages: Vec<Box<str>>,
+    workloads: Arc<Workloads>,
+    /// The route's view of each agent, by agent index.
+    hot: Vec<Hot>,
+    /// The performance factor per vertical and tier, by agent index.
+    performance: Vec<[[u16; TIERS]; Vertical::COUNT]>,
+    /// Distinct weekly schedules (hour masks).
+    schedules: Vec<[u32; 7]>,
+    /// Distinct time zones.
+    zones: Vec<Tz>,
 }
 
 thread_local! {
-    static CANDIDATES: std::cell::RefCell<Vec<Candidate>> = const {
+    static CANDIDATES: std::cell::RefCell<Vec<Scored>> = const {
         std::cell::RefCell::new(Vec::new())
     };
 }
@@ -250,6 +296,14 @@ pub struct Candidate {
     pub open: u32,
 }
 
+/// A candidate while ranking: the score only.
+#[derive(Debug, Clone, Copy)]
+struct Scored {
+    score: i64,
+    agent: u32,
+    open: u32,
+}
+
 /// What a route found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteOutcome {
@@ -272,44 +326,44 @@ pub enum RouteError {
     BadTier,
 }
 
-fn permille(part: u64, whole: u64) -> i64 {
-    (part.min(whole) * 1_000).checked_div(whole).unwrap_or(0) as i64
-}
-
 /// What the factors of one route share: the lead's place and the agency's
 /// policy and referrer.
 struct Context<'a> {
     req: &'a RouteRequest<'a>,
     /// The lead's centroid and the cosine of its latitude.
     lead_at: Option<(LatLon, f64)>,
-    policy: &'a AgencySpec,
     referrer: Option<u32>,
     /// The consumer's carrier as an interned id + 1 (0: none or unknown to
     /// every agent, so no agent is captive of it).
     current_carrier: u32,
     /// The consumer's language as a bit of the interned languages (0: none).
     language: u64,
+    /// 1 / (`distance_max_km` in microdegrees of latitude)².
+    inv_max_sq: f64,
 }
 
-/// Approximate distance, metres: equirectangular, accurate to a fraction
-/// of a percent under a few hundred km (all the distance factor cares
-/// about) and far cheaper than haversine on a loop over agents.
-/// `cos_lat` is the cosine of the lead's latitude, computed once.
-fn near_distance_m(a: LatLon, b: LatLon, cos_lat: f64) -> u64 {
-    const M_PER_E6_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0 / 1e6;
+/// Squared distance between two points, in (microdegrees of latitude)²:
+/// equirectangular (longitude scaled by the cosine of the lead's latitude,
+/// `cos_lat`, computed once per route), accurate to a fraction of a percent
+/// under a few hundred km, and with no square root or trigonometry per
+/// agent (this runs once per candidate).
+fn distance_sq(a: LatLon, b: LatLon, cos_lat: f64) -> f64 {
     let dy = f64::from(a.lat_e6 - b.lat_e6);
     let mut dx = f64::from(a.lon_e6 - b.lon_e6).abs();
     if dx > 180e6 {
         dx = 360e6 - dx;
     }
     let dx = dx * cos_lat;
-    ((dx * dx + dy * dy).sqrt() * M_PER_E6_DEG) as u64
+    dx * dx + dy * dy
 }
+
+/// Microdegrees of latitude per km.
+const E6_DEG_PER_KM: f64 = 1e6 * 180.0 / (std::f64::consts::PI * 6_371.008_8);
 
 impl AgentGraph {
     /// Compiles `spec`, taking each agent's workload counter and each
     /// agency's cursor from `workloads` (kept across rebuilds).
-    pub fn build(spec: &RoutingSpec, workloads: &Workloads) -> Result<AgentGraph, SpecError> {
+    pub fn build(spec: &RoutingSpec, workloads: &Arc<Workloads>) -> Result<AgentGraph, SpecError> {
         spec.validate()?;
         let zips = ZipCentroids::embedded();
         let mut order: Vec<usize> = (0..spec.agents.len()).collect();
@@ -317,7 +371,20 @@ impl AgentGraph {
             let (a, b) = (&spec.agents[a], &spec.agents[b]);
             (a.agency_id.as_str(), a.id.as_str()).cmp(&(b.agency_id.as_str(), b.id.as_str()))
         });
-        let mut g = AgentGraph::default();
+        let mut g = AgentGraph {
+            agents: Vec::with_capacity(spec.agents.len()),
+            by_id: HashMap::with_capacity(spec.agents.len()),
+            agencies: Vec::new(),
+            agency_by_id: HashMap::new(),
+            teams: Vec::new(),
+            carriers: Vec::new(),
+            languages: Vec::new(),
+            workloads: workloads.clone(),
+            hot: Vec::new(),
+            performance: Vec::new(),
+            schedules: Vec::new(),
+            zones: Vec::new(),
+        };
         let mut team_by_id: HashMap<&str, u32> = HashMap::new();
         for &i in &order {
             let a = &spec.agents[i];
@@ -367,7 +434,10 @@ impl AgentGraph {
             let id: Arc<str> = Arc::from(a.id.as_str());
             g.by_id.insert(id.clone(), g.agents.len() as u32);
             g.agents.push(Agent {
-                open: workloads.open_of(&id),
+                slot: workloads.slot_of(&id).ok_or_else(|| SpecError {
+                    path: format!("agents[{i}]"),
+                    message: format!("the exchange routes to at most {WORKLOAD_SLOTS} agents"),
+                })?,
                 id,
                 agency,
                 lines_by_state,
@@ -394,9 +464,14 @@ impl AgentGraph {
                     message: "is not an IANA time zone".into(),
                 })?,
                 schedule: ScheduleWindow::week_mask(&a.schedule),
-                success,
-                rating_permille: a.performance.rating_centi * 2,
-                response_permille,
+                performance: success.map(|row| {
+                    row.map(|conv| {
+                        ((2 * u32::from(conv)
+                            + u32::from(a.performance.rating_centi * 2)
+                            + u32::from(response_permille))
+                            / 4) as u16
+                    })
+                }),
                 quality_tier: a.quality_tier,
                 team,
                 manager: None,
@@ -415,14 +490,55 @@ impl AgentGraph {
                 .map(|l| (g.by_id[l.to.as_str()], l.kind, l.strength_bps))
                 .collect();
         }
+        for a in &g.agents {
+            let zone = match g.zones.iter().position(|z| *z == a.tz) {
+                Some(z) => z,
+                None => {
+                    g.zones.push(a.tz);
+                    g.zones.len() - 1
+                }
+            };
+            let schedule = match &a.schedule {
+                None => NONE,
+                Some(days) => match g.schedules.iter().position(|d| d == days) {
+                    Some(x) => x as u32,
+                    None => {
+                        g.schedules.push(*days);
+                        (g.schedules.len() - 1) as u32
+                    }
+                },
+            };
+            g.hot.push(Hot {
+                languages: a.languages,
+                location: a.location.unwrap_or(LatLon {
+                    lat_e6: 0,
+                    lon_e6: 0,
+                }),
+                captive_carrier: a.captive_carrier,
+                slot: a.slot,
+                capacity: a.capacity,
+                schedule,
+                team: a.team.unwrap_or(NONE),
+                zone: u16::try_from(zone).map_err(|_| SpecError {
+                    path: "agents".into(),
+                    message: "at most 65536 distinct time zones".into(),
+                })?,
+                has_location: a.location.is_some(),
+                active: a.active,
+                specializations: a.specializations,
+                quality_tier: a.quality_tier,
+                has_links: !a.links.is_empty(),
+            });
+            g.performance.push(a.performance);
+        }
         let mut members: Vec<Vec<u32>> = vec![Vec::new(); g.agencies.len()];
-        let mut by_state: Vec<Vec<Vec<u32>>> =
+        let mut by_state: Vec<Vec<Vec<(u32, u8)>>> =
             vec![vec![Vec::new(); UsState::COUNT]; g.agencies.len()];
         for (x, a) in g.agents.iter().enumerate() {
             members[a.agency as usize].push(x as u32);
             for (s, lines) in a.lines_by_state.iter().enumerate() {
                 if *lines != 0 {
-                    by_state[a.agency as usize][s].push(x as u32);
+                    by_state[a.agency as usize][s].push((x as u32, *lines));
                 }
             }
         }
@@ -431,6 +547,36 @@ impl AgentGraph {
             agency.by_state = s.into_iter().map(Vec::into_boxed_slice).collect();
         }
         Ok(g)
+    }
+
+    /// Open assignments of agent `x` now.
+    pub fn open(&self, x: u32) -> u32 {
+        // Relaxed: a reading; reservations go through the CAS in `reserve`.
+        self.workloads.slots[self.agents[x as usize].slot as usize].load(Ordering::Relaxed)
+    }
+
+    /// Takes one unit of agent `x`'s capacity if it is under capacity. The
+    /// only way the counter rises, so it never exceeds the capacity.
+    pub fn reserve(&self, x: u32) -> bool {
+        let a = &self.agents[x as usize];
+        // AcqRel on success: a reservation is ordered with the release of
+        // the one before it (the agent's count is one shared resource);
+        // Relaxed on failure: nothing was taken.
+        self.workloads.slots[a.slot as usize]
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (n < a.capacity).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    /// Gives back one unit of agent `x`'s capacity (an offer rejected or
+    /// expired, an assignment closed). Never goes below zero: a release
+    /// without a reservation is a bug, refused and reported as false.
+    pub fn release(&self, x: u32) -> bool {
+        // AcqRel: pairs with `reserve`.
+        self.workloads.slots[self.agents[x as usize].slot as usize]
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
     }
 
     /// An agent's index by id.
@@ -445,34 +591,36 @@ impl AgentGraph {
             .map(|&x| &self.agencies[x as usize])
     }
 
-    /// The reason `agent` cannot take the lead, if any (capacity is checked
-    /// by the reservation, not here).
-    fn rule_out(&self, a: &Agent, cx: &Context<'_>, local: LocalTime) -> Option<Excluded> {
-        let req = cx.req;
-        if !a.active {
+    /// The reason agent `h` cannot take the lead, if any (capacity is
+    /// checked with the workload, not here).
+    fn rule_out(&self, h: &Hot, lines: u8, cx: &Context<'_>, local: LocalTime) -> Option<Excluded> {
+        if !h.active {
             return Some(Excluded::Inactive);
         }
-        if !lines_license(req.vertical, a.lines_by_state[req.state.index()]) {
+        if !lines_license(cx.req.vertical, lines) {
             return Some(Excluded::NotLicensed);
         }
-        if let Some(days) = &a.schedule {
-            if days[local.weekday as usize] & (1 << local.hour) == 0 {
-                return Some(Excluded::OutsideSchedule);
-            }
+        if h.schedule != NONE
+            && self.schedules[h.schedule as usize][local.weekday as usize] & (1 << local.hour) == 0
+        {
+            return Some(Excluded::OutsideSchedule);
         }
-        if a.captive_carrier != 0 && a.captive_carrier == cx.current_carrier {
+        if h.captive_carrier != 0 && h.captive_carrier == cx.current_carrier {
             return Some(Excluded::CaptiveOfCurrentCarrier);
         }
         None
     }
 
     /// Each factor's value (0 to [`FACTOR_VALUE_MAX`]) for agent index `x`.
-    fn values(&self, x: u32, a: &Agent, cx: &Context<'_>, open: u32) -> [i64; FACTORS.len()] {
-        let (req, policy) = (cx.req, cx.policy);
-        let distance = match (cx.lead_at, a.location) {
-            (Some((lead, cos_lat)), Some(office)) => {
-                let max_m = u64::from(policy.distance_max_km) * 1_000;
-                FACTOR_VALUE_MAX - permille(near_distance_m(lead, office, cos_lat), max_m)
+    fn values(&self, x: u32, a: &Hot, cx: &Context<'_>, open: u32) -> [i64; FACTORS.len()] {
+        let req = cx.req;
+        let distance = match (cx.lead_at, a.has_location) {
+            (Some((lead, cos_lat)), true) => {
+                let office = a.location;
+                // Falls off with the square of the distance: 1000 at the
+                // lead, 750 at half of `distance_max_km`, 0 from it on.
+                let share = distance_sq(lead, office, cos_lat) * cx.inv_max_sq;
+                FACTOR_VALUE_MAX - ((share * 1_000.0) as i64).min(FACTOR_VALUE_MAX)
             }
             _ => 0,
         };
@@ -481,10 +629,11 @@ impl AgentGraph {
         } else {
             0
         };
-        let success = i64::from(a.success[req.vertical.index()][req.score_tier as usize]);
         let performance =
-            (2 * success + i64::from(a.rating_permille) + i64::from(a.response_permille)) / 4;
-        let workload = FACTOR_VALUE_MAX - permille(u64::from(open), u64::from(a.capacity));
+            i64::from(self.performance[x as usize][req.vertical.index()][req.score_tier as usize]);
+        // u32 arithmetic: open ≤ capacity ≤ 10000, so open × 1000 fits.
+        let workload =
+            FACTOR_VALUE_MAX - i64::from(open.min(a.capacity) * 1_000 / a.capacity.max(1));
         let language = if a.languages & cx.language != 0 {
             FACTOR_VALUE_MAX
         } else {
@@ -506,12 +655,17 @@ impl AgentGraph {
                         .max()
                         .unwrap_or(0)
                 };
-                let team = if ra.team.is_some() && ra.team == a.team {
+                let team = if a.team != NONE && self.hot[r as usize].team == a.team {
                     FACTOR_VALUE_MAX / 2
                 } else {
                     0
                 };
-                team.max(link(ra, x)).max(link(a, r))
+                let back = if a.has_links {
+                    link(&self.agents[x as usize], r)
+                } else {
+                    0
+                };
+                team.max(link(ra, x)).max(back)
             }
         };
         [
@@ -523,6 +677,22 @@ impl AgentGraph {
             quality,
             affinity,
         ]
+    }
+
+    /// Each factor's contribution: value × weight.
+    fn factors(
+        &self,
+        x: u32,
+        a: &Hot,
+        cx: &Context<'_>,
+        weights: &[i64; FACTORS.len()],
+        open: u32,
+    ) -> [i64; FACTORS.len()] {
+        let mut factors = self.values(x, a, cx, open);
+        for (f, w) in factors.iter_mut().zip(weights) {
+            *f *= w;
+        }
+        factors
     }
 
     /// Routes one lead: rules out the agents the hard rules forbid, orders
@@ -550,8 +720,8 @@ impl AgentGraph {
         let cx = Context {
             req,
             lead_at,
-            policy,
             referrer,
+            inv_max_sq: (f64::from(policy.distance_max_km) * E6_DEG_PER_KM).powi(-2),
             current_carrier: req.current_carrier.map_or(0, |c| {
                 self.carriers
                     .iter()
@@ -566,54 +736,45 @@ impl AgentGraph {
                     .map_or(0, |i| 1 << i)
             }),
         };
+        let weights = weights_of(&policy.weights);
         let licensed = &agency.by_state[req.state.index()];
         let mut excluded = [0u32; EXCLUDED_REASONS];
         // Agents of the agency not licensed in the state at all.
         excluded[Excluded::NotLicensed as usize] = (agency.agents.len() - licensed.len()) as u32;
         // Time zones repeat across agents: convert once per zone.
-        let mut zones: Vec<(Tz, LocalTime)> = Vec::new();
+        let mut zone_times: Vec<Option<LocalTime>> = vec![None; self.zones.len()];
         // The candidate list is reused across routes on a thread (it holds
         // up to an agency's licensed agents; only the head is returned).
         let mut candidates = CANDIDATES.with(|c| std::mem::take(&mut *c.borrow_mut()));
         candidates.clear();
-        for &x in licensed.iter() {
-            let a = &self.agents[x as usize];
-            let local = match zones.iter().find(|(tz, _)| *tz == a.tz) {
-                Some((_, l)) => *l,
-                None => {
-                    let l = LocalTime::at(a.tz, req.now_ms);
-                    zones.push((a.tz, l));
-                    l
-                }
-            };
+        for &(x, lines) in licensed.iter() {
+            let a = &self.hot[x as usize];
+            let local = *zone_times[a.zone as usize]
+                .get_or_insert_with(|| LocalTime::at(self.zones[a.zone as usize], req.now_ms));
             let reason = if req.offered.contains(&x) {
                 Some(Excluded::AlreadyOffered)
             } else {
-                self.rule_out(a, &cx, local)
+                self.rule_out(a, lines, &cx, local)
             };
-            let open = a.open();
+            // Relaxed: the figure scores and orders; the reservation below
+            // is the check that counts.
+            let open = self.workloads.slots[a.slot as usize].load(Ordering::Relaxed);
             let reason = reason.or((open >= a.capacity).then_some(Excluded::AtCapacity));
             if let Some(r) = reason {
                 excluded[r as usize] += 1;
                 continue;
             }
-            let values = self.values(x, a, &cx, open);
-            let w = weights_of(&policy.weights);
-            let mut factors = [0i64; FACTORS.len()];
-            for ((f, v), w) in factors.iter_mut().zip(values).zip(w) {
-                *f = v * w;
-            }
-            candidates.push(Candidate {
-                agent: x,
+            let factors = self.factors(x, a, &cx, &weights, open);
+            candidates.push(Scored {
                 score: factors.iter().sum(),
-                factors,
+                agent: x,
                 open,
             });
         }
         // Agent indices follow ids within an agency, so the index breaks
         // ties as the id would, without touching the strings.
-        let capacity = |c: &Candidate| u64::from(self.agents[c.agent as usize].capacity);
-        let order = |a: &Candidate, b: &Candidate| match policy.strategy {
+        let capacity = |c: &Scored| u64::from(self.hot[c.agent as usize].capacity);
+        let order = |a: &Scored, b: &Scored| match policy.strategy {
             Strategy::Weighted | Strategy::RoundRobin => {
                 b.score.cmp(&a.score).then(a.agent.cmp(&b.agent))
             }
@@ -646,7 +807,7 @@ impl AgentGraph {
             }
             candidates[..head].sort_by(order);
         }
-        let reserve = |c: &Candidate| self.agents[c.agent as usize].reserve().then_some(c.agent);
+        let reserve = |c: &Scored| self.reserve(c.agent).then_some(c.agent);
         let mut assigned = candidates[..head].iter().find_map(reserve);
         if assigned.is_none() && candidates.len() > head {
             if policy.strategy != Strategy::RoundRobin {
@@ -654,7 +815,17 @@ impl AgentGraph {
             }
             assigned = candidates[head..].iter().find_map(reserve);
         }
-        let ranked = candidates[..head].to_vec();
+        // The head's factors, computed again from the same figures (the
+        // list carries scores only, 16 bytes a candidate, to select fast).
+        let ranked = candidates[..head]
+            .iter()
+            .map(|c| Candidate {
+                agent: c.agent,
+                score: c.score,
+                factors: self.factors(c.agent, &self.hot[c.agent as usize], &cx, &weights, c.open),
+                open: c.open,
+            })
+            .collect();
         CANDIDATES.with(|c| *c.borrow_mut() = candidates);
         Ok(RouteOutcome {
             assigned,

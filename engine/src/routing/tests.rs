@@ -33,8 +33,8 @@ fn agent(id: &str) -> AgentSpec {
     }
 }
 
-fn graph(agents: Vec<AgentSpec>, policy: Option<AgencySpec>) -> (AgentGraph, Workloads) {
-    let w = Workloads::default();
+fn graph(agents: Vec<AgentSpec>, policy: Option<AgencySpec>) -> (AgentGraph, Arc<Workloads>) {
+    let w = Arc::new(Workloads::default());
     let spec = RoutingSpec {
         agents,
         agencies: policy.into_iter().collect(),
@@ -192,10 +192,9 @@ fn capacity_is_never_exceeded_and_releases_free_it() {
     assert_eq!(full.assigned, None);
     assert_eq!(full.excluded[Excluded::AtCapacity as usize], 1);
     assert_eq!(w.open("one"), 2);
-    let a = &g.agents[0];
-    assert!(a.release());
-    assert!(a.release());
-    assert!(!a.release(), "never below zero");
+    assert!(g.release(0));
+    assert!(g.release(0));
+    assert!(!g.release(0), "never below zero");
     assert_eq!(w.open("one"), 0);
 }
 
@@ -257,9 +256,9 @@ fn each_factor_ranks_the_agent_it_favours_first() {
         vec![agent("busy"), agent("free")],
         Some(policy(Strategy::Weighted, only("workload"))),
     );
-    let busy = &g.agents[g.agent_index("busy").unwrap() as usize];
+    let busy = g.agent_index("busy").unwrap();
     for _ in 0..5 {
-        assert!(busy.reserve());
+        assert!(g.reserve(busy));
     }
     assert_eq!(ids(&g, &g.route(&lead()).unwrap())[0], "free");
 
@@ -361,7 +360,7 @@ fn round_robin_spreads_leads_over_equal_agents_within_one() {
         let x = out.assigned.unwrap();
         *got.entry(g.agents[x as usize].id.to_string()).or_default() += 1;
         // Released at once, so capacity never decides.
-        assert!(g.agents[x as usize].release());
+        assert!(g.release(x));
     }
     let (lo, hi) = (got.values().min().unwrap(), got.values().max().unwrap());
     assert_eq!(got.len(), 7);
@@ -417,7 +416,7 @@ fn the_same_state_routes_the_same_way() {
 
 #[test]
 fn workloads_survive_a_rebuild_of_the_graph() {
-    let w = Workloads::default();
+    let w = Arc::new(Workloads::default());
     let spec = RoutingSpec {
         agents: vec![agent("a")],
         agencies: vec![],
@@ -427,12 +426,12 @@ fn workloads_survive_a_rebuild_of_the_graph() {
     let mut more = spec.clone();
     more.agents.push(agent("b"));
     let g2 = AgentGraph::build(&more, &w).unwrap();
-    assert_eq!(g2.agents[g2.agent_index("a").unwrap() as usize].open(), 1);
+    assert_eq!(g2.open(g2.agent_index("a").unwrap()), 1);
 }
 
 #[test]
 fn bad_specs_name_the_field() {
-    let w = Workloads::default();
+    let w = Arc::new(Workloads::default());
     let mut a = agent("a");
     a.manager_id = Some("nobody".into());
     let e = AgentGraph::build(
@@ -499,12 +498,12 @@ fn concurrent_routes_and_releases_never_exceed_capacity_and_counters_equal_open_
                             if x % 3 == 0 && !held.is_empty() {
                                 let i = (x as usize / 3) % held.len();
                                 let agent: u32 = held.swap_remove(i);
-                                assert!(g.agents[agent as usize].release());
+                                assert!(g.release(agent));
                             } else if let Some(agent) = g.route(&lead()).unwrap().assigned {
                                 held.push(agent);
                             }
-                            for a in &g.agents {
-                                if a.open() > a.capacity {
+                            for (x, a) in g.agents.iter().enumerate() {
+                                if g.open(x as u32) > a.capacity {
                                     over.store(true, Ordering::Relaxed);
                                 }
                             }
@@ -518,7 +517,7 @@ fn concurrent_routes_and_releases_never_exceed_capacity_and_counters_equal_open_
         assert!(!over.load(Ordering::Relaxed), "{strategy:?}: over capacity");
         for (x, a) in g.agents.iter().enumerate() {
             let holding = held.iter().flatten().filter(|&&h| h == x as u32).count() as u32;
-            assert_eq!(a.open(), holding, "{strategy:?}: {}", a.id);
+            assert_eq!(g.open(x as u32), holding, "{strategy:?}: {}", a.id);
             assert_eq!(w.open(&a.id), holding);
         }
     }
