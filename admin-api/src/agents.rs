@@ -266,9 +266,7 @@ pub(crate) async fn list_agents(
     caller.require_any(&[Role::Buyer, Role::Manager, Role::Agent])?;
     let account = caller.account(query.0.buyer_id.as_deref())?;
     Ok(Json(state.admin.store.read(|s| {
-        s.agents
-            .values()
-            .filter(|a| account.as_ref().is_none_or(|t| &a.tenant == t))
+        of_account(s.agents.values(), account.as_deref())
             .cloned()
             .collect()
     })))
@@ -395,9 +393,7 @@ pub(crate) async fn list_teams(
     caller.require_any(&[Role::Buyer, Role::Manager, Role::Agent])?;
     let account = caller.account(query.0.buyer_id.as_deref())?;
     Ok(Json(state.admin.store.read(|s| {
-        s.teams
-            .values()
-            .filter(|t| account.as_ref().is_none_or(|a| &t.tenant == a))
+        of_account(s.teams.values(), account.as_deref())
             .cloned()
             .collect()
     })))

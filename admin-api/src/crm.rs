@@ -197,12 +197,8 @@ pub(crate) async fn list_quotes(
     let limit = crate::json::limit(q.limit)?;
     let account = caller.account(q.buyer_id.as_deref())?;
     Ok(Json(state.admin.store.read(|s| {
-        s.quotes
-            .values()
-            .filter(|x| {
-                account.as_ref().is_none_or(|a| &x.tenant == a)
-                    && q.lead_id.as_ref().is_none_or(|l| &x.lead_id == l)
-            })
+        of_account(s.quotes.values(), account.as_deref())
+            .filter(|x| q.lead_id.as_ref().is_none_or(|l| &x.lead_id == l))
             .take(limit)
             .cloned()
             .collect()
@@ -421,12 +417,8 @@ pub(crate) async fn list_policies(
     let limit = crate::json::limit(q.limit)?;
     let account = caller.account(q.buyer_id.as_deref())?;
     Ok(Json(state.admin.store.read(|s| {
-        s.policies
-            .values()
-            .filter(|x| {
-                account.as_ref().is_none_or(|a| &x.tenant == a)
-                    && q.lead_id.as_ref().is_none_or(|l| &x.lead_id == l)
-            })
+        of_account(s.policies.values(), account.as_deref())
+            .filter(|x| q.lead_id.as_ref().is_none_or(|l| &x.lead_id == l))
             .take(limit)
             .cloned()
             .collect()
@@ -493,12 +485,8 @@ pub(crate) async fn list_commissions(
     let limit = crate::json::limit(q.limit)?;
     let account = caller.account(q.buyer_id.as_deref())?;
     Ok(Json(state.admin.store.read(|s| {
-        s.commissions
-            .values()
-            .filter(|x| {
-                account.as_ref().is_none_or(|a| &x.tenant == a)
-                    && q.policy_id.as_ref().is_none_or(|p| &x.policy_id == p)
-            })
+        of_account(s.commissions.values(), account.as_deref())
+            .filter(|x| q.policy_id.as_ref().is_none_or(|p| &x.policy_id == p))
             .take(limit)
             .cloned()
             .collect()

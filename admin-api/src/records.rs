@@ -585,3 +585,32 @@ pub struct AuditEntry {
     /// the status after, a string.
     pub after: Option<serde_json::Value>,
 }
+
+/// A record that belongs to one buyer account (its `tenant`).
+pub(crate) trait Owned {
+    /// The account.
+    fn tenant(&self) -> &str;
+}
+
+macro_rules! owned {
+    ($($t:ty),+) => {$(
+        impl Owned for $t {
+            fn tenant(&self) -> &str {
+                &self.tenant
+            }
+        }
+    )+};
+}
+owned!(Quote, Policy, Commission, Agent, Team, Webhook);
+
+/// The records of `account`, or every account's for `None` (an admin
+/// listing all), as [`crate::Principal::account`] resolves it: the one
+/// place list routes apply tenancy.
+pub(crate) fn of_account<'a, T: Owned + 'a>(
+    records: impl IntoIterator<Item = &'a T>,
+    account: Option<&'a str>,
+) -> impl Iterator<Item = &'a T> {
+    records
+        .into_iter()
+        .filter(move |r| account.is_none_or(|a| r.tenant() == a))
+}

@@ -206,9 +206,7 @@ pub(crate) async fn list(
     caller.require_any(&[Role::Buyer, Role::Manager])?;
     let account = caller.account(query.0.buyer_id.as_deref())?;
     Ok(Json(state.admin.store.read(|s| {
-        s.webhooks
-            .values()
-            .filter(|w| account.as_ref().is_none_or(|a| &w.tenant == a))
+        of_account(s.webhooks.values(), account.as_deref())
             .map(|w| view(w, pending_of(s, &w.id)))
             .collect()
     })))
