@@ -389,6 +389,7 @@ impl Replica for ServerReplica {
                 self.engine.apply(event)?;
                 self.admin.apply_market(record).map(|_| ())
             }
+            leadex_engine::Event::Routing(_) => self.engine.apply(event),
             leadex_engine::Event::LeadSold(sold) => {
                 self.engine.apply(event)?;
                 self.admin.record_sale(sold);

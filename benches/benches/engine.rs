@@ -156,6 +156,7 @@ fn route_10k(c: &mut Criterion) {
         &RoutingSpec {
             agents,
             agencies: vec![],
+            teams: vec![],
         },
         &workloads,
     )

@@ -22,6 +22,9 @@ use crate::ids::{BidId, LeadId, PingId};
 use crate::image::{BidImage, CounterImage, EngineImage, PendingImage, PhoneImage, SaleTotals};
 use crate::lead::{Lead, LeadAttributes, Ping, SaleType};
 use crate::localtime::LocalTime;
+use crate::routing::assign::{
+    Action, AssignmentId, RouteLead, Router, RoutingError, RoutingTicket,
+};
 use crate::snapshot::{CounterRegistry, Seller, Snapshot};
 use crate::spec::{DedupeScope, EngineSettings, MarketplaceSpec, SpecError};
 use arc_swap::ArcSwap;
@@ -265,6 +268,10 @@ pub struct Engine {
     last_dedupe_sweep_ms: AtomicI64,
     id_epoch: u64,
     id_sequence: AtomicU64,
+    /// Lead routing: agents, assignments, the backlog of sold leads to
+    /// route. Its graph is swapped on its own, so an agent change never
+    /// recompiles the marketplace.
+    router: Router,
     /// Statistics.
     pub stats: EngineStats,
 }
@@ -351,6 +358,7 @@ impl Engine {
             last_dedupe_sweep_ms: AtomicI64::new(0),
             id_epoch: h.finish(),
             id_sequence: AtomicU64::new(1),
+            router: Router::default(),
             stats: EngineStats::default(),
         })
     }
@@ -393,9 +401,81 @@ impl Engine {
         change: &MarketChange,
     ) -> Result<MarketplaceSpec, SpecError> {
         let mut market = (*self.market.load_full()).clone();
+        if crate::routing::assign::put_routing(&mut Default::default(), change) {
+            self.router.preview(change)?;
+            return Ok(market);
+        }
         put_record(&mut market, change);
         market.validate()?;
         Ok(market)
+    }
+
+    /// Lead routing (agents, assignments, backlog).
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
+    /// Routes a lead for an agency (see [`Router::open_assignment`]): the
+    /// caller journals the ticket's event, then commits or rolls back
+    /// through [`Router`].
+    pub fn route_lead(
+        &self,
+        agency_id: &str,
+        lead: RouteLead,
+        lead_id: Option<LeadId>,
+        reference: Option<String>,
+    ) -> Result<RoutingTicket, RoutingError> {
+        let id = AssignmentId(self.next_id());
+        self.router
+            .open_assignment(id, agency_id, lead, lead_id, reference, self.clock.now_ms())
+    }
+
+    /// Routes a sold lead from the backlog (see [`Router::backlog`]). Its
+    /// assignment's id is the lead's, so a lead is routed once.
+    pub fn route_pending(
+        &self,
+        pending: &crate::routing::assign::Pending,
+    ) -> Result<RoutingTicket, RoutingError> {
+        self.router.open_assignment(
+            AssignmentId(pending.lead_id.0),
+            &pending.agency_id,
+            pending.lead.clone(),
+            Some(pending.lead_id),
+            None,
+            self.clock.now_ms(),
+        )
+    }
+
+    /// Decides a transition of an open assignment (see [`Router::decide`]).
+    pub fn decide_assignment(
+        &self,
+        id: AssignmentId,
+        action: Action<'_>,
+    ) -> Result<RoutingTicket, RoutingError> {
+        self.router.decide(id, action, self.clock.now_ms())
+    }
+
+    /// Tells routing about a sale, so leads bought by campaigns whose
+    /// delivery is `route` wait in its backlog until routed.
+    fn note_sale_for_routing(&self, sold: &LeadSold) {
+        if self.router.spec().agencies.is_empty() {
+            return;
+        }
+        let snap = self.snapshot.load();
+        for sale in &sold.sales {
+            let account = snap
+                .buyer_by_id(&sale.bid.buyer_id)
+                .map_or(sale.bid.buyer_id.as_str(), |b| {
+                    &*snap.buyers[b.account as usize].id
+                });
+            self.router.note_sale(
+                sold.lead_id,
+                account,
+                &sale.bid.campaign_id,
+                &sold.lead,
+                sold.sold_at_ms,
+            );
+        }
     }
 
     /// The seller owning an API key, given the key's SHA-256.
@@ -877,6 +957,7 @@ impl Engine {
         }
         if let Event::LeadSold(sold) = &settlement.event {
             self.recent_leads.insert(sold.lead_id, sold.sold_at_ms);
+            self.note_sale_for_routing(sold);
         }
         self.count_sale(
             settlement
@@ -923,6 +1004,7 @@ impl Engine {
         match event {
             // Not engine state: the admin API applies its own records.
             Event::Admin(_) => false,
+            Event::Routing(r) => self.router.apply(r),
             Event::Market(m) => {
                 match self.recent_market.entry(Box::from(m.id.as_str())) {
                     Entry::Occupied(_) => return false,
@@ -941,6 +1023,9 @@ impl Engine {
                             .fetch_add(*cents, Ordering::Relaxed);
                         true
                     }
+                    routing @ (MarketChange::PutAgent(_)
+                    | MarketChange::PutTeam(_)
+                    | MarketChange::PutAgency(_)) => self.router.put(routing),
                     put => {
                         let _writer = self.market_write.lock();
                         let mut market = (*self.market.load_full()).clone();
@@ -1046,6 +1131,7 @@ impl Engine {
                         .iter()
                         .map(|x| (x.bid.buyer_price_cents, x.bid.seller_price_cents)),
                 );
+                self.note_sale_for_routing(s);
                 true
             }
         }
@@ -1076,6 +1162,7 @@ impl Engine {
             .retain(|_, sold_at| *sold_at > horizon);
         self.recent_leads.retain(|_, sold_at| *sold_at > horizon);
         self.recent_market.retain(|_, at| *at > horizon);
+        self.router.sweep(horizon);
         // Relaxed: only this control-plane task reads and writes it.
         if now - self.last_dedupe_sweep_ms.load(Ordering::Relaxed) >= 60_000 {
             self.last_dedupe_sweep_ms.store(now, Ordering::Relaxed);
@@ -1272,7 +1359,7 @@ impl Engine {
     /// states, equal digests, across processes and builds. For restore
     /// checks and tests.
     pub fn state_digest(&self) -> u64 {
-        stable_hash(&self.image())
+        stable_hash(&(self.image(), self.router.image()))
     }
 
     /// Counter reading of a campaign now (spend, sold, cap use).
@@ -1299,7 +1386,10 @@ fn put_record(market: &mut MarketplaceSpec, change: &MarketChange) {
         MarketChange::PutSeller(s) => put(&mut market.sellers, s, |r| &r.id),
         MarketChange::PutBuyer(b) => put(&mut market.buyers, b, |r| &r.id),
         MarketChange::PutCampaign(c) => put(&mut market.campaigns, &**c, |r| &r.id),
-        MarketChange::Refund { .. } => {}
+        MarketChange::Refund { .. }
+        | MarketChange::PutAgent(_)
+        | MarketChange::PutTeam(_)
+        | MarketChange::PutAgency(_) => {}
     }
 }
 

@@ -7,6 +7,8 @@
 
 use crate::ids::{LeadId, PingId};
 use crate::lead::{Lead, Ping, SaleType};
+use crate::routing::assign::RoutingRecord;
+use crate::routing::spec::{AgencySpec, AgentSpec, TeamSpec};
 use crate::spec::{BuyerSpec, CampaignSpec, SellerSpec};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,9 @@ pub enum Event {
     /// the admin API: applied by the engine (a new snapshot swapped in, or a
     /// counter credited).
     Market(MarketRecord),
+    /// A transition of a lead's assignment to an agent (routed, accepted,
+    /// declined or expired and offered on, closed).
+    Routing(RoutingRecord),
 }
 
 impl Event {
@@ -39,6 +44,7 @@ impl Event {
             Event::LeadSold(s) => s.sold_at_ms,
             Event::Admin(a) => a.at_ms,
             Event::Market(m) => m.at_ms,
+            Event::Routing(r) => r.at_ms,
         }
     }
 }
@@ -92,6 +98,13 @@ pub enum MarketChange {
         /// Amount, cents (the price the campaign paid for the lead).
         cents: u64,
     },
+    /// An agent created or replaced (routing: only the agent graph is
+    /// rebuilt).
+    PutAgent(Box<AgentSpec>),
+    /// A team created or replaced (its manager).
+    PutTeam(TeamSpec),
+    /// An agency's routing policy created or replaced.
+    PutAgency(AgencySpec),
 }
 
 /// A bid as remembered with its ping.

@@ -105,7 +105,7 @@ impl Weekday {
 /// One window of a weekly schedule: on these days, from `from_hour`
 /// (inclusive) to `to_hour` (exclusive), in the campaign's time zone.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleWindow {
     /// Days the window applies to (at least one).

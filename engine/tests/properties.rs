@@ -831,7 +831,7 @@ fn run_history(history: &History) -> Run {
 fn lead_sales(events: &[Event]) -> impl Iterator<Item = &LeadSold> {
     events.iter().filter_map(|e| match e {
         Event::LeadSold(s) => Some(s),
-        Event::PingIssued(_) | Event::Admin(_) | Event::Market(_) => None,
+        Event::PingIssued(_) | Event::Admin(_) | Event::Market(_) | Event::Routing(_) => None,
     })
 }
 
@@ -1089,7 +1089,7 @@ fn check_shared_sales(history: &History, run: &Run) -> Result<(), TestCaseError>
         .iter()
         .filter_map(|e| match e {
             Event::PingIssued(p) => Some((p.ping_id, p)),
-            Event::LeadSold(_) | Event::Admin(_) | Event::Market(_) => None,
+            Event::LeadSold(_) | Event::Admin(_) | Event::Market(_) | Event::Routing(_) => None,
         })
         .collect();
     let mut sold_pings = HashSet::new();

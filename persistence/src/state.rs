@@ -27,6 +27,7 @@ use crate::snapshot::{self, SnapshotContents};
 use crate::store::SnapshotStore;
 use crate::{FileJournal, FileJournalReader};
 use leadex_engine::journal::{Lsn, ReplayStats};
+use leadex_engine::routing::assign::RoutingImage;
 use leadex_engine::{Engine, Event, JournalPosition};
 use std::time::Instant;
 
@@ -151,13 +152,36 @@ pub struct EngineReplica {
     pub engine: std::sync::Arc<Engine>,
 }
 
+/// The snapshot extension holding the engine's routing state (agents,
+/// teams, policies, open assignments, the backlog), postcard-encoded. A
+/// snapshot without it (taken before routing existed) restores with no
+/// routing state.
+pub const ROUTING_EXTENSION: &str = "routing";
+
 impl Replica for EngineReplica {
     fn restore(&self, contents: &SnapshotContents) -> Result<(), String> {
         // The fallible steps first, so that a failure leaves nothing loaded.
         let market = snapshot::decode_marketplace(&contents.marketplace)?;
+        let routing = match contents
+            .extensions
+            .iter()
+            .find(|x| x.name == ROUTING_EXTENSION)
+        {
+            Some(x) => postcard::from_bytes::<RoutingImage>(&x.bytes)
+                .map_err(|e| format!("the snapshot's routing state does not decode: {e}"))?,
+            None => RoutingImage::default(),
+        };
+        routing
+            .spec
+            .validate()
+            .map_err(|e| format!("the snapshot's routing spec is invalid: {e}"))?;
         self.engine
             .replace_marketplace(&market)
             .map_err(|e| format!("the snapshot's marketplace is invalid: {e}"))?;
+        self.engine
+            .router()
+            .restore(&routing)
+            .map_err(|e| format!("the snapshot's routing spec is invalid: {e}"))?;
         self.engine.restore_image(&contents.engine);
         Ok(())
     }
@@ -173,7 +197,11 @@ impl Replica for EngineReplica {
             taken_at_ms: self.engine.now_ms(),
             marketplace: snapshot::encode_marketplace(&self.engine.marketplace()),
             engine: self.engine.image(),
-            extensions: Vec::new(),
+            extensions: vec![snapshot::Extension {
+                name: ROUTING_EXTENSION.to_string(),
+                bytes: postcard::to_stdvec(&self.engine.router().image())
+                    .expect("invariant: a routing image always encodes"),
+            }],
         }
     }
 }

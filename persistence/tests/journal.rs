@@ -100,8 +100,8 @@ fn seed_of(event: &Event) -> u64 {
     match event {
         Event::PingIssued(ping) => (ping.ping_id.0 >> 64) as u64,
         Event::LeadSold(sold) => (sold.lead_id.0 >> 64) as u64,
-        Event::Admin(_) | Event::Market(_) => {
-            unreachable!("the testing builders make no admin or market records")
+        Event::Admin(_) | Event::Market(_) | Event::Routing(_) => {
+            unreachable!("the testing builders make no admin, market or routing records")
         }
     }
 }

@@ -54,6 +54,7 @@ fn event_id(event: &Event) -> String {
         Event::LeadSold(sale) => sale.lead_id.to_string(),
         Event::Admin(record) => record.id.clone(),
         Event::Market(record) => record.id.clone(),
+        Event::Routing(record) => format!("{}.{}", record.assignment_id, record.version),
     }
 }
 

@@ -22,6 +22,7 @@
 //! [`spec::AGENTS_PER_AGENCY_MAX`], and only the agents licensed in the
 //! lead's state are visited.
 
+pub mod assign;
 pub mod spec;
 
 use crate::lead::{UsState, Vertical, Zip};
@@ -126,6 +127,48 @@ impl Workloads {
         self.cursors.entry(agency.clone()).or_default().clone()
     }
 
+    /// Adds one open assignment to `agent` without a capacity check: for
+    /// replay, which re-applies what was decided under the check. False
+    /// when every slot is taken.
+    pub fn add(&self, agent: &str) -> bool {
+        let Some(slot) = self.slot_of(&Arc::from(agent)) else {
+            return false;
+        };
+        // AcqRel: as `AgentGraph::reserve`.
+        self.slots[slot as usize].fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Removes one open assignment from `agent` (an offer declined or
+    /// expired, an assignment closed). Never below zero: false when there
+    /// was none, which is a bug the caller reports.
+    pub fn sub(&self, agent: &str) -> bool {
+        let Some(slot) = self.slot_by_id.get(agent).map(|s| *s) else {
+            return false;
+        };
+        // AcqRel: as `AgentGraph::release`.
+        self.slots[slot as usize]
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    /// Every agent's open count that is not zero, by id (images, tests).
+    pub fn nonzero(&self) -> Vec<(Arc<str>, u32)> {
+        let mut out: Vec<(Arc<str>, u32)> = self
+            .slot_by_id
+            .iter()
+            .map(|e| {
+                (
+                    e.key().clone(),
+                    self.slots[*e.value() as usize].load(Ordering::Acquire),
+                )
+            })
+            .filter(|(_, n)| *n != 0)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// Open assignments of `agent` (0 for an unknown one).
     pub fn open(&self, agent: &str) -> u32 {
         // Relaxed: a reading for people and tests; decisions use the CAS.
@@ -226,6 +269,8 @@ pub struct AgentGraph {
     agency_by_id: HashMap<Arc<str>, u32>,
     /// Team ids, by team index.
     pub teams: Vec<Arc<str>>,
+    /// Each team's manager (agent index), by team index.
+    team_managers: Vec<Option<u32>>,
     /// Captive carriers named by agents (lower case), interned.
     carriers: Vec<Box<str>>,
     /// Languages named by agents (lower case), interned.
@@ -377,6 +422,7 @@ impl AgentGraph {
             agencies: Vec::new(),
             agency_by_id: HashMap::new(),
             teams: Vec::new(),
+            team_managers: Vec::new(),
             carriers: Vec::new(),
             languages: Vec::new(),
             workloads: workloads.clone(),
@@ -542,6 +588,17 @@ impl AgentGraph {
                 }
             }
         }
+        g.team_managers = g
+            .teams
+            .iter()
+            .map(|t| {
+                spec.teams
+                    .iter()
+                    .find(|x| *x.id == **t)
+                    .and_then(|x| x.manager_id.as_deref())
+                    .map(|m| g.by_id[m])
+            })
+            .collect();
         for ((agency, m), s) in g.agencies.iter_mut().zip(members).zip(by_state) {
             agency.agents = m.into_boxed_slice();
             agency.by_state = s.into_iter().map(Vec::into_boxed_slice).collect();
@@ -833,6 +890,52 @@ impl AgentGraph {
             eligible,
             excluded,
         })
+    }
+}
+
+impl AgentGraph {
+    /// Who an assignment of agent `x` escalates to: its team's manager,
+    /// else its own manager (never `x` itself).
+    pub fn escalation_target(&self, x: u32) -> Option<u32> {
+        let a = &self.agents[x as usize];
+        a.team
+            .and_then(|t| self.team_managers[t as usize])
+            .filter(|&m| m != x)
+            .or(a.manager.filter(|&m| m != x))
+    }
+
+    /// Whether agent `x` may take the lead of `req` under the hard rules
+    /// (licence, schedule, capacity, captive carrier; `offered` is not
+    /// consulted): an escalation goes through the same rules as a route.
+    pub fn fits(&self, x: u32, req: &RouteRequest<'_>) -> Result<(), Excluded> {
+        let a = &self.hot[x as usize];
+        let lines = self.agents[x as usize].lines_by_state[req.state.index()];
+        let cx = Context {
+            req,
+            lead_at: None,
+            referrer: None,
+            inv_max_sq: 0.0,
+            current_carrier: req.current_carrier.map_or(0, |c| {
+                self.carriers
+                    .iter()
+                    .position(|x| x.eq_ignore_ascii_case(c))
+                    .map_or(0, |i| i as u32 + 1)
+            }),
+            language: 0,
+        };
+        let local = LocalTime::at(self.zones[a.zone as usize], req.now_ms);
+        if let Some(r) = self.rule_out(a, lines, &cx, local) {
+            return Err(r);
+        }
+        if self.open(x) >= a.capacity {
+            return Err(Excluded::AtCapacity);
+        }
+        Ok(())
+    }
+
+    /// The workload counters this graph reads.
+    pub fn workloads(&self) -> &Arc<Workloads> {
+        &self.workloads
     }
 }
 

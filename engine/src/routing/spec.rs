@@ -63,7 +63,7 @@ pub fn lines_license(vertical: Vertical, lines: u8) -> bool {
 
 /// A licence: a state and a line of authority.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LicenceSpec {
     /// State.
@@ -74,7 +74,7 @@ pub struct LicenceSpec {
 
 /// Kind of a link between two agents.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LinkKind {
     /// The agent refers business to the other one.
@@ -85,7 +85,7 @@ pub enum LinkKind {
 
 /// A directed link from one agent to another, with a strength.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkSpec {
     /// The other agent (same agency).
@@ -98,7 +98,7 @@ pub struct LinkSpec {
 
 /// Past success with leads of one vertical and score tier.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuccessSpec {
     /// Vertical.
@@ -111,7 +111,7 @@ pub struct SuccessSpec {
 
 /// How an agent performs.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PerformanceSpec {
     /// Overall conversion rate, basis points (0 to 10000).
@@ -134,7 +134,7 @@ fn utc() -> String {
 
 /// An agent of an agency.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Agent id (unique across the exchange).
@@ -192,7 +192,7 @@ pub struct AgentSpec {
 
 /// How an agency picks among the agents that pass the hard rules.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Highest weighted score first.
@@ -207,7 +207,7 @@ pub enum Strategy {
 /// Points per factor: a factor's contribution is its weight times its value
 /// (0 to 1000), so the contributions add up to the score exactly.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Weights {
     /// Nearness of the agent's office to the lead.
@@ -254,7 +254,7 @@ fn distance_max_km_default() -> u32 {
 
 /// An agency's routing policy.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgencySpec {
     /// The agency: a buyer account id.
@@ -275,6 +275,11 @@ pub struct AgencySpec {
     /// manager (1 to 20).
     #[serde(default = "escalate_after_default")]
     pub escalate_after: u8,
+    /// Campaigns of the agency whose delivery is `route`: every lead one of
+    /// them buys is routed to the agency's agents after the sale. `*`
+    /// names every campaign of the agency.
+    #[serde(default)]
+    pub route_campaigns: Vec<String>,
 }
 
 impl AgencySpec {
@@ -287,12 +292,35 @@ impl AgencySpec {
             distance_max_km: distance_max_km_default(),
             offer_timeout_s: offer_timeout_default(),
             escalate_after: escalate_after_default(),
+            route_campaigns: Vec::new(),
         }
+    }
+
+    /// True when leads bought by `campaign_id` are routed after the sale.
+    pub fn routes_campaign(&self, campaign_id: &str) -> bool {
+        self.route_campaigns
+            .iter()
+            .any(|c| c == "*" || c == campaign_id)
     }
 }
 
+/// A team of an agency, with the manager its escalated leads go to.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TeamSpec {
+    /// Team id (what agents name as `team_id`).
+    pub id: String,
+    /// The agency: a buyer account id.
+    pub agency_id: String,
+    /// The manager (an agent of the same agency), who gets the team's
+    /// escalated leads.
+    #[serde(default)]
+    pub manager_id: Option<String>,
+}
+
 /// Every agent and agency policy.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoutingSpec {
     /// Agents.
@@ -301,6 +329,10 @@ pub struct RoutingSpec {
     /// Agency policies (an agency without one routes with the defaults).
     #[serde(default)]
     pub agencies: Vec<AgencySpec>,
+    /// Teams with their managers (an agent's `team_id` needs no team
+    /// record; one is needed only to name the manager).
+    #[serde(default)]
+    pub teams: Vec<TeamSpec>,
 }
 
 fn bad(path: String, message: impl Into<String>) -> SpecError {
@@ -388,6 +420,14 @@ impl AgencySpec {
         if !(1..=20).contains(&self.escalate_after) {
             return Err(bad(format!("{at}.escalate_after"), "must be 1 to 20"));
         }
+        if self.route_campaigns.len() > 1_000 {
+            return Err(bad(format!("{at}.route_campaigns"), "at most 1000"));
+        }
+        for (i, c) in self.route_campaigns.iter().enumerate() {
+            if c != "*" {
+                check_id(format!("{at}.route_campaigns[{i}]"), c)?;
+            }
+        }
         Ok(())
     }
 }
@@ -430,6 +470,22 @@ impl RoutingSpec {
                 if !same_agency(&l.to) {
                     return Err(bad(
                         format!("agents[{i}].links[{j}].to"),
+                        "is not an agent of the same agency",
+                    ));
+                }
+            }
+        }
+        let mut teams = HashSet::new();
+        for (i, t) in self.teams.iter().enumerate() {
+            check_id(format!("teams[{i}].id"), &t.id)?;
+            check_id(format!("teams[{i}].agency_id"), &t.agency_id)?;
+            if !teams.insert(t.id.as_str()) {
+                return Err(bad(format!("teams[{i}].id"), "is not unique"));
+            }
+            if let Some(m) = &t.manager_id {
+                if agency_of.get(m.as_str()) != Some(&t.agency_id.as_str()) {
+                    return Err(bad(
+                        format!("teams[{i}].manager_id"),
                         "is not an agent of the same agency",
                     ));
                 }

@@ -38,6 +38,7 @@ fn graph(agents: Vec<AgentSpec>, policy: Option<AgencySpec>) -> (AgentGraph, Arc
     let spec = RoutingSpec {
         agents,
         agencies: policy.into_iter().collect(),
+        teams: vec![],
     };
     (AgentGraph::build(&spec, &w).unwrap(), w)
 }
@@ -420,6 +421,7 @@ fn workloads_survive_a_rebuild_of_the_graph() {
     let spec = RoutingSpec {
         agents: vec![agent("a")],
         agencies: vec![],
+        teams: vec![],
     };
     let g1 = AgentGraph::build(&spec, &w).unwrap();
     assert!(g1.route(&lead()).unwrap().assigned.is_some());
@@ -438,6 +440,7 @@ fn bad_specs_name_the_field() {
         &RoutingSpec {
             agents: vec![a],
             agencies: vec![],
+            teams: vec![],
         },
         &w,
     )
@@ -449,6 +452,7 @@ fn bad_specs_name_the_field() {
         &RoutingSpec {
             agents: vec![a],
             agencies: vec![],
+            teams: vec![],
         },
         &w,
     )

@@ -34,7 +34,8 @@ pub(crate) struct EncodedEvent {
 /// keyed by its lead id. Admin records share the key `admin`, so they keep
 /// one total order on one partition. The id names the event itself: the
 /// ping id for a `PingIssued`, the lead id for a `LeadSold`, the record id
-/// for an admin record.
+/// for an admin record, the assignment id and version for a routing
+/// record.
 pub(crate) fn key_and_id(event: &Event) -> (String, String) {
     match event {
         Event::PingIssued(ping) => {
@@ -52,6 +53,13 @@ pub(crate) fn key_and_id(event: &Event) -> (String, String) {
         // order among themselves (a campaign is created before it is paused).
         Event::Admin(record) => (ADMIN_KEY.to_string(), record.id.clone()),
         Event::Market(record) => (ADMIN_KEY.to_string(), record.id.clone()),
+        // The transitions of one assignment share its id as key, so they
+        // keep their order; the id names the version.
+        Event::Routing(record) => {
+            let id = record.assignment_id.to_string();
+            let event_id = format!("{id}.{}", record.version);
+            (id, event_id)
+        }
     }
 }
 

@@ -194,7 +194,7 @@ fn open_replays_everything_or_from_a_position_in_partition_order() {
         }
         match event {
             Event::PingIssued(_) => journal.append(vec![event.clone()], None).unwrap(),
-            Event::LeadSold(_) | Event::Admin(_) | Event::Market(_) => {
+            Event::LeadSold(_) | Event::Admin(_) | Event::Market(_) | Event::Routing(_) => {
                 append_durably(&journal, event.clone());
             }
         }
