@@ -108,3 +108,47 @@ pub fn lead_with_phone(phone: &str) -> Lead {
         },
     }
 }
+
+/// An active agent of `agency` with `capacity`, licensed for personal
+/// lines in CA and TX, always available (UTC, no schedule).
+pub fn agent(id: &str, agency: &str, capacity: u32) -> crate::routing::spec::AgentSpec {
+    use crate::routing::spec::{AgentSpec, LicenceSpec, Line, PerformanceSpec};
+    AgentSpec {
+        id: id.into(),
+        agency_id: agency.into(),
+        licences: ["CA", "TX"]
+            .iter()
+            .map(|s| LicenceSpec {
+                state: UsState::parse(s).expect("invariant: a state code"),
+                line: Line::PersonalLines,
+            })
+            .collect(),
+        appointments: vec![],
+        captive_carrier: None,
+        specializations: vec![],
+        zip: None,
+        languages: vec![],
+        capacity,
+        time_zone: "UTC".into(),
+        schedule: vec![],
+        performance: PerformanceSpec::default(),
+        quality_tier: 0,
+        manager_id: None,
+        team_id: None,
+        links: vec![],
+        active: true,
+    }
+}
+
+/// An auto lead in Beverly Hills, CA, as routing sees it.
+pub fn route_lead() -> crate::routing::assign::RouteLead {
+    crate::routing::assign::RouteLead {
+        vertical: Vertical::Auto,
+        state: UsState::parse("CA").expect("invariant: a state code"),
+        zip: Zip::parse("90210").expect("invariant: a ZIP"),
+        current_carrier: None,
+        language: None,
+        score_tier: 0,
+        referring_agent: None,
+    }
+}

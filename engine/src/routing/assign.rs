@@ -1078,8 +1078,11 @@ impl Router {
 /// journal drops the callback without calling it (refused, shut down).
 struct DecideOnce {
     inner: Option<(Arc<crate::Engine>, RoutingTicket)>,
-    done: Option<Box<dyn FnOnce(Result<RoutingTicket, crate::JournalError>) + Send>>,
+    done: Option<TicketDone>,
 }
+
+/// What [`journal_ticket`] calls with the outcome.
+type TicketDone = Box<dyn FnOnce(Result<RoutingTicket, crate::JournalError>) + Send>;
 
 impl DecideOnce {
     fn finish(&mut self, result: Result<crate::journal::Lsn, crate::JournalError>) {

@@ -953,4 +953,6 @@ fn weights_of(w: &Weights) -> [i64; FACTORS.len()] {
 }
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod tests;
