@@ -18,6 +18,8 @@ pub enum Route {
     Post,
     /// `POST /v1/leads`.
     DirectPost,
+    /// `POST /v1/route`.
+    Route,
     /// `GET /healthz`.
     Health,
     /// `GET /metrics`.
@@ -26,10 +28,11 @@ pub enum Route {
     Other,
 }
 
-const ROUTES: [(Route, &str); 6] = [
+const ROUTES: [(Route, &str); 7] = [
     (Route::Ping, "/v1/ping"),
     (Route::Post, "/v1/post"),
     (Route::DirectPost, "/v1/leads"),
+    (Route::Route, "/v1/route"),
     (Route::Health, "/healthz"),
     (Route::Metrics, "/metrics"),
     (Route::Other, "other"),

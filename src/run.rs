@@ -18,7 +18,8 @@ use tokio::sync::{watch, Semaphore};
 
 /// Longest a clean shutdown waits for in-flight requests, ms.
 const DRAIN_TIMEOUT_MS: u64 = 10_000;
-/// How often expired pings and lapsed dedupe entries are swept, ms.
+/// How often expired pings and lapsed dedupe entries are swept, offers
+/// past their time expired, and sold leads routed, ms.
 const SWEEP_INTERVAL_MS: u64 = 1_000;
 /// Most pings forgotten per sweep (bounds the sweeper's work per tick).
 const SWEEP_ITEMS_MAX: usize = 200_000;
@@ -164,13 +165,16 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
         }),
     });
     let (stop, stop_rx) = watch::channel(false);
-    let sweeper_engine = engine.clone();
+    let sweeper_app = app.clone();
     let mut sweeper_stop = stop_rx.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(SWEEP_INTERVAL_MS));
         loop {
             tokio::select! {
-                _ = tick.tick() => { sweeper_engine.sweep(SWEEP_ITEMS_MAX); }
+                _ = tick.tick() => {
+                    sweeper_app.engine.sweep(SWEEP_ITEMS_MAX);
+                    server::routing_tick(&sweeper_app);
+                }
                 _ = sweeper_stop.changed() => break,
             }
         }

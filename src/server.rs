@@ -75,6 +75,16 @@ impl AdminFeed {
             .send(leadex_admin_api::store::Feed::Sale(Box::new(sold.clone())));
     }
 
+    /// A committed routing transition: waits while the queue is full, as a
+    /// sale does (the admin API's assignment history and webhooks).
+    pub fn routing(&self, record: &leadex_engine::routing::assign::RoutingRecord) {
+        let _ = self
+            .tx
+            .send(leadex_admin_api::store::Feed::Routing(Box::new(
+                record.clone(),
+            )));
+    }
+
     /// A durable ping answered with bids: never waits.
     fn ping(&self, seen: leadex_admin_api::reports::PingSeen) {
         if let Err(crossbeam_channel::TrySendError::Full(_)) =
@@ -148,6 +158,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Answer, Inf
         "/v1/ping" => Route::Ping,
         "/v1/post" => Route::Post,
         "/v1/leads" => Route::DirectPost,
+        "/v1/route" => Route::Route,
         "/healthz" => Route::Health,
         "/metrics" => Route::Metrics,
         _ => Route::Other,
@@ -171,6 +182,10 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Result<Answer, Inf
             );
             r
         }
+        (Route::Route, true, _) => match route_request(&app, req).await {
+            Ok(a) => a,
+            Err(e) => error(&app, e),
+        },
         (Route::Ping | Route::Post | Route::DirectPost, true, _) => {
             match seller_request(&app, route, req).await {
                 Ok(a) => a,
@@ -518,6 +533,237 @@ async fn durable_sale(
                 wire::ErrorCode::PersistenceUnavailable,
                 "the sale could not be made durable; nothing was charged",
             ))
+        }
+    }
+}
+
+/// The agency a routing key may route for: its own account for a buyer or
+/// manager key, the one named for an admin key.
+fn routing_agency(
+    app: &App,
+    req: &Request<Incoming>,
+) -> Result<(leadex_admin_api::keys::Role, Option<String>), wire::ProtocolError> {
+    let unauthorized = || {
+        protocol_error(
+            wire::ErrorCode::Unauthorized,
+            "a valid 'Authorization: Bearer <key>' header is required",
+        )
+    };
+    let secret = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(leadex_admin_api::keys::bearer_token)
+        .filter(|k| !k.is_empty() && k.len() <= 256)
+        .ok_or_else(unauthorized)?;
+    let store = &app.sales_feed.as_ref().ok_or_else(unauthorized)?.store;
+    let key = store
+        .authenticate(
+            &leadex_admin_api::keys::secret_hash(secret),
+            app.engine.now_ms(),
+        )
+        .ok_or_else(unauthorized)?;
+    use leadex_admin_api::keys::Role;
+    match key.role {
+        Role::Admin | Role::Buyer | Role::Manager => Ok((key.role, key.tenant)),
+        _ => Err(protocol_error(
+            wire::ErrorCode::Forbidden,
+            "routing needs an admin, buyer or manager key",
+        )),
+    }
+}
+
+fn routing_error(e: leadex_engine::routing::assign::RoutingError) -> wire::ProtocolError {
+    use leadex_engine::routing::assign::RoutingError as R;
+    use wire::ErrorCode as C;
+    match e {
+        R::UnknownAgency => {
+            protocol_error(C::NotFound, "the agency has no agents").with_field("agency_id")
+        }
+        R::BadTier => protocol_error(C::InvalidField, e.to_string()).with_field("lead.score_tier"),
+        R::Overloaded(_) | R::Busy => {
+            protocol_error(C::Overloaded, "the exchange is at capacity; retry shortly")
+        }
+        R::NotFound | R::NotOffered(_) | R::WrongAgent => {
+            protocol_error(C::Internal, e.to_string())
+        }
+    }
+}
+
+/// `POST /v1/route`: routes a lead for an agency, journals the assignment,
+/// and answers once it is durable with the assignment and the ranked
+/// candidates (each factor's contribution; they add up to the score).
+async fn route_request(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+) -> Result<Answer, wire::ProtocolError> {
+    let (role, tenant) = routing_agency(app, &req)?;
+    let body = read_body(app, req).await?;
+    let parsed = wire::parse_route(&body)?;
+    let agency = match (role, tenant, parsed.agency_id) {
+        (leadex_admin_api::keys::Role::Admin, _, Some(asked)) => asked,
+        (leadex_admin_api::keys::Role::Admin, _, None) => {
+            return Err(protocol_error(
+                wire::ErrorCode::MissingField,
+                "an admin key names the agency: agency_id is required",
+            )
+            .with_field("agency_id"))
+        }
+        (_, Some(own), None) => own,
+        (_, Some(own), Some(asked)) if own == asked => own,
+        // Another account's agency is not revealed.
+        _ => {
+            return Err(
+                protocol_error(wire::ErrorCode::NotFound, "the agency has no agents")
+                    .with_field("agency_id"),
+            )
+        }
+    };
+    let ticket = app
+        .engine
+        .route_lead(&agency, parsed.lead, parsed.lead_id, parsed.reference)
+        .map_err(routing_error)?;
+    let ticket = durable_routing(app, ticket).await?;
+    let mut out = Vec::with_capacity(2048);
+    encode_route(&ticket, &mut out);
+    Ok(json(StatusCode::OK, out))
+}
+
+/// Writes the answer to a route from its durable ticket.
+fn encode_route(ticket: &leadex_engine::routing::assign::RoutingTicket, out: &mut Vec<u8>) {
+    use leadex_engine::routing::assign::RoutingChange;
+    let graph = &ticket.graph;
+    let offer = match &ticket.record.change {
+        RoutingChange::Created { offer, .. } => offer.as_ref(),
+        RoutingChange::Declined { next, .. } => next.as_ref(),
+        _ => None,
+    };
+    let strategy = match &ticket.record.change {
+        RoutingChange::Created { agency_id, .. } => graph.agency(agency_id),
+        _ => None,
+    }
+    .map_or("weighted", |a| a.policy.strategy.as_str());
+    let (candidates, eligible, excluded) = match &ticket.outcome {
+        Some(o) => (
+            o.candidates
+                .iter()
+                .map(|c| {
+                    wire::WireCandidate::new(
+                        &graph.agents[c.agent as usize].id,
+                        c.score,
+                        &c.factors,
+                        c.open,
+                    )
+                })
+                .collect(),
+            o.eligible,
+            o.excluded,
+        ),
+        None => (Vec::new(), 0, Default::default()),
+    };
+    wire::encode_route_response(
+        out,
+        &wire::RouteResponse {
+            assignment_id: ticket.record.assignment_id,
+            status: if offer.is_some() {
+                "offered"
+            } else {
+                "unassigned"
+            },
+            agent_id: offer.map(|o| o.agent_id.as_str()),
+            offer_expires_at: offer.map(|o| wire::format_rfc3339_millis(o.expires_at_ms)),
+            strategy,
+            eligible,
+            excluded: wire::EXCLUDED_NAMES
+                .iter()
+                .copied()
+                .zip(excluded.iter().copied())
+                .collect(),
+            candidates,
+        },
+    );
+}
+
+/// Journals a routing decision and waits until it is durable: commit (and
+/// the admin feed) or rollback run in the journal's callback, so a caller
+/// that stops waiting never leaves a reservation behind.
+pub(crate) async fn durable_routing(
+    app: &Arc<App>,
+    ticket: leadex_engine::routing::assign::RoutingTicket,
+) -> Result<leadex_engine::routing::assign::RoutingTicket, wire::ProtocolError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let feed = app.sales_feed.clone();
+    leadex_engine::routing::assign::journal_ticket(
+        &app.engine,
+        &*app.journal,
+        ticket,
+        move |outcome| {
+            if let (Ok(t), Some(feed)) = (&outcome, &feed) {
+                feed.routing(&t.record);
+            }
+            let _ = tx.send(outcome);
+        },
+    );
+    let wait = Duration::from_millis(app.settings.durable_wait_ms);
+    match tokio::time::timeout(wait, rx).await {
+        Ok(Ok(Ok(ticket))) => Ok(ticket),
+        Ok(Ok(Err(e))) => {
+            tracing::warn!(error = %e, "routing not made durable; rolled back");
+            Err(protocol_error(
+                wire::ErrorCode::PersistenceUnavailable,
+                "the assignment could not be made durable; nothing was assigned",
+            ))
+        }
+        Ok(Err(_)) | Err(_) => Err(protocol_error(
+            wire::ErrorCode::PersistenceUnavailable,
+            "the assignment is not confirmed stored yet; if it is stored it stands",
+        )),
+    }
+}
+
+/// Most offers expired and backlog leads routed per sweeper tick.
+const ROUTING_ITEMS_PER_TICK: usize = 2_000;
+
+/// The sweeper's routing work, once per tick: offers past their time are
+/// expired (and offered on), and leads sold by campaigns whose delivery is
+/// `route` are routed. Each decision is journaled and committed in the
+/// journal's callback; nothing here waits for durability (a decision in
+/// flight is busy, so the next tick does not pick it again).
+pub fn routing_tick(app: &Arc<App>) {
+    use leadex_engine::routing::assign::{journal_ticket, Action, RoutingError};
+    let engine = &app.engine;
+    let submit = |ticket| {
+        let feed = app.sales_feed.clone();
+        journal_ticket(engine, &*app.journal, ticket, move |outcome| {
+            match (&outcome, &feed) {
+                (Ok(t), Some(feed)) => feed.routing(&t.record),
+                (Err(e), _) => {
+                    tracing::warn!(error = %e, "routing decision not made durable; rolled back, retried next tick")
+                }
+                _ => {}
+            }
+        });
+    };
+    for id in engine
+        .router()
+        .due_offers(engine.now_ms(), ROUTING_ITEMS_PER_TICK)
+    {
+        // An error: answered or closed since the scan, or being decided.
+        if let Ok(ticket) = engine.decide_assignment(id, Action::Expire) {
+            submit(ticket);
+        }
+    }
+    for pending in engine.router().backlog(ROUTING_ITEMS_PER_TICK) {
+        match engine.route_pending(&pending) {
+            Ok(ticket) => submit(ticket),
+            Err(RoutingError::UnknownAgency) => {
+                tracing::warn!(lead_id = %pending.lead_id, agency = %pending.agency_id, "a lead to route, but its agency has no agents; left unrouted");
+                engine.router().drop_pending(pending.lead_id);
+            }
+            Err(RoutingError::Busy) => {}
+            Err(e) => {
+                tracing::warn!(lead_id = %pending.lead_id, error = %e, "a lead could not be routed yet; retried next tick")
+            }
         }
     }
 }

@@ -673,6 +673,8 @@ pub enum Feed {
     Sale(Box<LeadSold>),
     /// A journaled ping answered with bids.
     Ping(PingSeen),
+    /// A committed transition of an assignment.
+    Routing(Box<leadex_engine::routing::assign::RoutingRecord>),
 }
 
 impl AdminStore {
@@ -721,6 +723,7 @@ impl AdminStore {
                 self.record_sale(sold);
             }
             Feed::Ping(ping) => self.record_ping(ping),
+            Feed::Routing(_) => {}
         }
     }
 

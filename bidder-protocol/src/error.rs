@@ -25,6 +25,8 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     /// No valid `Authorization: Bearer <key>`.
     Unauthorized,
+    /// The key may not use this route.
+    Forbidden,
     /// No such route.
     NotFound,
     /// The route exists but not for this method.
@@ -53,7 +55,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in documentation order.
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::InvalidJson,
         ErrorCode::MissingField,
         ErrorCode::InvalidField,
@@ -61,6 +63,7 @@ impl ErrorCode {
         ErrorCode::BodyTooLarge,
         ErrorCode::UnsupportedMediaType,
         ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::MethodNotAllowed,
         ErrorCode::PingNotFound,
@@ -85,6 +88,7 @@ impl ErrorCode {
             ErrorCode::BodyTooLarge => "body_too_large",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::PingNotFound => "ping_not_found",
@@ -113,6 +117,7 @@ impl ErrorCode {
             | ErrorCode::InvalidField
             | ErrorCode::UnknownField => 400,
             ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound | ErrorCode::PingNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::PingAlreadyUsed | ErrorCode::DuplicateLead | ErrorCode::BidUnavailable => {
@@ -256,6 +261,7 @@ mod tests {
             ("body_too_large", 413),
             ("unsupported_media_type", 415),
             ("unauthorized", 401),
+            ("forbidden", 403),
             ("not_found", 404),
             ("method_not_allowed", 405),
             ("ping_not_found", 404),

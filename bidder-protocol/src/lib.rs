@@ -117,6 +117,7 @@ mod error;
 mod fields;
 mod request;
 mod response;
+mod route;
 mod time;
 mod validate;
 mod write;
@@ -124,6 +125,7 @@ mod write;
 pub use backend::{JsonBackend, Production, SerdeJson};
 pub use error::{ErrorCode, ProtocolError};
 pub use fields::{required_attributes, FIELD_PATHS, MEDICARE_MIN_AGE};
+pub(crate) use request::precheck as request_prechecks;
 pub use request::{
     parse_direct_post, parse_direct_post_with, parse_ping, parse_ping_with, parse_post,
     parse_post_with, PostRequest, MAX_BIDS_PER_POST, MAX_BODY_BYTES, MAX_JSON_DEPTH,
@@ -131,6 +133,10 @@ pub use request::{
 pub use response::{
     encode_ping_response, encode_post_response, encode_unsold_response, PingResponse, PostResponse,
     WireBid, WireSale,
+};
+pub use route::{
+    encode_route_response, parse_route, RouteRequestBody, RouteResponse, WireCandidate,
+    EXCLUDED_NAMES,
 };
 pub use time::{
     format_rfc3339_millis, parse_rfc3339_millis, write_rfc3339_millis, RFC3339_MAX_MS,

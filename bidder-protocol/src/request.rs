@@ -82,7 +82,7 @@ fn invalid_json(message: impl Into<String>) -> ProtocolError {
 }
 
 /// Refuses bodies a parser should never see: empty, too large, too deep.
-fn precheck(body: &[u8]) -> Result<(), ProtocolError> {
+pub(crate) fn precheck(body: &[u8]) -> Result<(), ProtocolError> {
     if body.len() > MAX_BODY_BYTES {
         return Err(ProtocolError::new(
             ErrorCode::BodyTooLarge,

@@ -498,6 +498,10 @@ pub struct Router {
     /// time, swept after the engine's memory window.
     done: DashMap<AssignmentId, (u32, i64)>,
     backlog: DashMap<LeadId, Pending>,
+    /// Assignments created but not yet committed: a second creation with
+    /// the same id (a backlog lead picked again before its first route is
+    /// durable) is refused.
+    creating: DashMap<AssignmentId, ()>,
 }
 
 impl std::fmt::Debug for Router {
@@ -522,6 +526,7 @@ impl Default for Router {
             open: DashMap::new(),
             done: DashMap::new(),
             backlog: DashMap::new(),
+            creating: DashMap::new(),
         }
     }
 }
@@ -635,15 +640,33 @@ impl Router {
         if self.open.contains_key(&id) || self.done.contains_key(&id) {
             return Err(RoutingError::Busy);
         }
+        match self.creating.entry(id) {
+            dashmap::Entry::Occupied(_) => return Err(RoutingError::Busy),
+            dashmap::Entry::Vacant(v) => {
+                v.insert(());
+            }
+        }
         let graph = self.graph.load_full();
-        let outcome = graph.route(&Self::request(agency_id, &lead, &[], now_ms))?;
-        let policy = &graph
-            .agency(agency_id)
-            .ok_or(RoutingError::UnknownAgency)?
-            .policy;
+        let routed = graph
+            .route(&Self::request(agency_id, &lead, &[], now_ms))
+            .map_err(RoutingError::from)
+            .and_then(|o| {
+                let policy = &graph
+                    .agency(agency_id)
+                    .ok_or(RoutingError::UnknownAgency)?
+                    .policy;
+                Ok((o, policy.offer_timeout_s))
+            });
+        let (outcome, offer_timeout_s) = match routed {
+            Ok(x) => x,
+            Err(e) => {
+                self.creating.remove(&id);
+                return Err(e);
+            }
+        };
         let offer = outcome.assigned.map(|x| Offer {
             agent_id: graph.agents[x as usize].id.to_string(),
-            expires_at_ms: now_ms + i64::from(policy.offer_timeout_s) * 1_000,
+            expires_at_ms: now_ms + i64::from(offer_timeout_s) * 1_000,
             escalated: false,
         });
         let record = RoutingRecord {
@@ -820,6 +843,7 @@ impl Router {
             } else {
                 self.done.insert(id, (state.version, state.updated_at_ms));
             }
+            self.creating.remove(&id);
             return;
         }
         let Some(cell) = self.open.get(&id).map(|c| c.clone()) else {
@@ -857,6 +881,8 @@ impl Router {
             if let Some(cell) = self.open.get(&ticket.record.assignment_id) {
                 cell.lock().busy = false;
             }
+        } else {
+            self.creating.remove(&ticket.record.assignment_id);
         }
     }
 

@@ -204,6 +204,17 @@ pub enum Strategy {
     LeastLoaded,
 }
 
+impl Strategy {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Weighted => "weighted",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::LeastLoaded => "least_loaded",
+        }
+    }
+}
+
 /// Points per factor: a factor's contribution is its weight times its value
 /// (0 to 1000), so the contributions add up to the score exactly.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
