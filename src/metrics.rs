@@ -246,8 +246,44 @@ impl Metrics {
             "Posts answered 503 because their durability was not confirmed in time.",
             self.post_durable_wait_expired.load(Ordering::Relaxed),
         );
+        let r = &engine.router().stats;
+        out.push_str("# HELP leadex_routing_transitions_total Assignment transitions committed since start, by kind.\n# TYPE leadex_routing_transitions_total counter\n");
+        for (kind, c) in [
+            ("created", &r.created),
+            ("offered", &r.offered),
+            ("accepted", &r.accepted),
+            ("rejected", &r.rejected),
+            ("expired", &r.expired),
+            ("escalated", &r.escalated),
+            ("unassigned", &r.unassigned),
+            ("closed", &r.closed),
+        ] {
+            let _ = writeln!(
+                out,
+                "leadex_routing_transitions_total{{kind=\"{kind}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
         let gauge =
             |out: &mut String, name: &str, help: &str, v: u64| single(out, "gauge", name, help, v);
+        gauge(
+            &mut out,
+            "leadex_assignments_open",
+            "Assignments offered or accepted.",
+            engine.router().open_count() as u64,
+        );
+        gauge(
+            &mut out,
+            "leadex_route_backlog",
+            "Sold leads waiting to be routed.",
+            engine.router().backlog_len() as u64,
+        );
+        gauge(
+            &mut out,
+            "leadex_agents",
+            "Agents in the routing graph.",
+            engine.router().graph().agents.len() as u64,
+        );
         let snap = engine.snapshot();
         gauge(
             &mut out,

@@ -8,6 +8,7 @@ mod concurrency;
 mod crash;
 mod flow;
 mod outage;
+mod route;
 mod services;
 mod snapshots;
 mod support;

@@ -40,6 +40,7 @@ use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Most assignments open at once (offered or accepted): bounds memory and
@@ -481,6 +482,61 @@ impl RoutingTicket {
     }
 }
 
+/// Routing transitions committed by this process, by kind (for metrics;
+/// replayed records are not counted). `Relaxed` throughout: statistics.
+#[derive(Debug, Default)]
+pub struct RoutingStats {
+    /// Assignments created (offered or unassigned).
+    pub created: AtomicU64,
+    /// Offers made (first offers, next candidates, escalations).
+    pub offered: AtomicU64,
+    /// Offers accepted.
+    pub accepted: AtomicU64,
+    /// Offers rejected by the agent.
+    pub rejected: AtomicU64,
+    /// Offers expired.
+    pub expired: AtomicU64,
+    /// Offers escalated to a manager.
+    pub escalated: AtomicU64,
+    /// Assignments left unassigned.
+    pub unassigned: AtomicU64,
+    /// Assignments closed.
+    pub closed: AtomicU64,
+}
+
+impl RoutingStats {
+    fn count(&self, change: &RoutingChange) {
+        let add = |c: &AtomicU64| {
+            c.fetch_add(1, Ordering::Relaxed);
+        };
+        let offer = |o: &Option<Offer>| match o {
+            Some(o) => {
+                add(&self.offered);
+                if o.escalated {
+                    add(&self.escalated);
+                }
+            }
+            None => add(&self.unassigned),
+        };
+        match change {
+            RoutingChange::Created { offer: o, .. } => {
+                add(&self.created);
+                offer(o);
+            }
+            RoutingChange::Accepted { .. } => add(&self.accepted),
+            RoutingChange::Declined { expired, next, .. } => {
+                add(if *expired {
+                    &self.expired
+                } else {
+                    &self.rejected
+                });
+                offer(next);
+            }
+            RoutingChange::Closed { .. } => add(&self.closed),
+        }
+    }
+}
+
 /// Routing inside the engine: the spec and the compiled graph (swapped
 /// whole on a change), workload counters, open assignments, and the
 /// backlog of sold leads to route.
@@ -502,6 +558,8 @@ pub struct Router {
     /// the same id (a backlog lead picked again before its first route is
     /// durable) is refused.
     creating: DashMap<AssignmentId, ()>,
+    /// Transitions committed by this process.
+    pub stats: RoutingStats,
 }
 
 impl std::fmt::Debug for Router {
@@ -527,6 +585,7 @@ impl Default for Router {
             done: DashMap::new(),
             backlog: DashMap::new(),
             creating: DashMap::new(),
+            stats: RoutingStats::default(),
         }
     }
 }
@@ -828,6 +887,7 @@ impl Router {
     /// the previous agent's unit.
     pub fn commit(&self, ticket: &RoutingTicket) {
         let id = ticket.record.assignment_id;
+        self.stats.count(&ticket.record.change);
         if let Some(state) = &ticket.created {
             if let Some(l) = state.lead_id {
                 self.backlog.remove(&l);
@@ -994,6 +1054,11 @@ impl Router {
             },
         );
         true
+    }
+
+    /// Sold leads waiting to be routed.
+    pub fn backlog_len(&self) -> usize {
+        self.backlog.len()
     }
 
     /// Sold leads waiting to be routed, oldest first, at most `max`.
