@@ -13,6 +13,8 @@ pub enum Scenario {
     PingPost,
     /// Direct posts (`/v1/leads`) only.
     DirectPost,
+    /// Leads routed to an agency's agents (`/v1/route`) with a buyer key.
+    Route,
 }
 
 impl Scenario {
@@ -22,6 +24,7 @@ impl Scenario {
             Scenario::Ping => "ping",
             Scenario::PingPost => "ping-post",
             Scenario::DirectPost => "direct-post",
+            Scenario::Route => "route",
         }
     }
 
@@ -30,14 +33,20 @@ impl Scenario {
         match self {
             Scenario::Ping | Scenario::PingPost => Kind::Ping,
             Scenario::DirectPost => Kind::DirectPost,
+            Scenario::Route => Kind::Route,
         }
     }
 
     /// The scenario named `s` (the flag value), if any.
     pub fn parse(s: &str) -> Option<Self> {
-        [Scenario::Ping, Scenario::PingPost, Scenario::DirectPost]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [
+            Scenario::Ping,
+            Scenario::PingPost,
+            Scenario::DirectPost,
+            Scenario::Route,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -76,6 +85,32 @@ pub struct Options {
     pub plot: Option<PathBuf>,
     /// Measured length of each `--find-max` step.
     pub step: Duration,
+    /// The buyer (or manager) key `--scenario route` routes with.
+    pub route_key: Option<String>,
+    /// `--setup-route N`: create the routing account, N agents and a buyer
+    /// key through the admin API, print the run command, and exit.
+    pub setup_route: Option<u32>,
+    /// Base URL of the admin API, for `--setup-route`; `None` is
+    /// [`ADMIN_URL_DEFAULT`].
+    pub admin_url: Option<String>,
+    /// An admin key, for `--setup-route`.
+    pub admin_key: Option<String>,
+}
+
+impl Options {
+    /// The key every request carries: the route key in `--scenario route`,
+    /// the seller key otherwise.
+    pub fn bearer(&self) -> &str {
+        match (self.scenario, &self.route_key) {
+            (Scenario::Route, Some(key)) => key,
+            _ => &self.api_key,
+        }
+    }
+
+    /// The admin API's base URL.
+    pub fn admin_url(&self) -> &str {
+        self.admin_url.as_deref().unwrap_or(ADMIN_URL_DEFAULT)
+    }
 }
 
 impl Default for Options {
@@ -97,6 +132,10 @@ impl Default for Options {
             slo: None,
             plot: None,
             step: Duration::from_secs(2),
+            route_key: None,
+            setup_route: None,
+            admin_url: None,
+            admin_key: None,
         }
     }
 }
@@ -108,6 +147,12 @@ pub const RUN_S_MAX: f64 = 3_600.0;
 /// Highest rate accepted, per second.
 pub const RATE_PER_S_MAX: u64 = 10_000_000;
 
+/// The admin API `--setup-route` talks to unless `--admin-url` says
+/// otherwise.
+pub const ADMIN_URL_DEFAULT: &str = "http://127.0.0.1:8081";
+/// Most agents `--setup-route` creates.
+pub const SETUP_AGENTS_MAX: u32 = 10_000;
+
 /// Where `--find-max` writes its JSON report unless `--json` says otherwise.
 pub const FIND_MAX_JSON: &str = "target/loadtest/find-max.json";
 /// Where `--find-max` writes its plot unless `--plot` says otherwise.
@@ -115,16 +160,39 @@ pub const FIND_MAX_PLOT: &str = "target/loadtest/find-max.svg";
 
 /// The usage text.
 pub const USAGE: &str = "\
-usage: loadtest [--target URL] [--scenario ping|ping-post|direct-post] [--rate PER_S]
+usage: loadtest [--target URL] [--scenario ping|ping-post|direct-post|route] [--rate PER_S]
                 [--duration SECS] [--warmup SECS] [--connections N] [--seed S]
-                [--json PATH] [--post-share F] [--key API_KEY] [--slo FILE]
+                [--json PATH] [--post-share F] [--key API_KEY] [--route-key KEY]
+                [--slo FILE]
                 [--find-max [--baseline [--baseline-cpus LIST]] [--step SECS] [--plot PATH]]
+       loadtest --setup-route N --admin-key KEY [--admin-url URL] [--target URL]
+                [--rate PER_S] [--duration SECS] [--warmup SECS] [--connections N]
+                [--seed S]
 
 Open-loop load generator for the leadex seller API; latencies are measured
 from each request's intended send time.
 
 A fixed-rate run sends --rate arrivals per second for --warmup then --duration
 seconds and checks the result against the SLOs (--slo, default config/slo.toml).
+
+--scenario route routes each arrival's lead (vertical, ZIP, state, current
+carrier, a score tier 0-3) with POST /v1/route and --route-key, a buyer key
+of the routing account; `offered` counts as won, `unassigned` as not
+offered, anything else as a failure. Every 100th answer is checked: each
+candidate's factors must add up to its score, and any violation fails the
+run.
+
+--setup-route N prepares that account through the admin API (--admin-url,
+default http://127.0.0.1:8081, with --admin-key, an admin key): buyer
+lt-agency if absent, agents lt-agent-0000 to N-1 (created or replaced:
+licensed in every state for every line, capacity 10000, office ZIPs spread
+like the leads', a few languages) and a new buyer key; it prints the key
+and the command to run the scenario with (--target, --rate, --duration,
+--warmup, --connections and --seed go into it), and exits. Each agent
+holds at most 10000 open assignments and this harness closes none, so
+N x 10000 route requests, over all runs, bound a meaningful run; past it
+answers turn `unassigned`, and the setup warns when the planned run is
+longer.
 
 --find-max steps the rate up from --rate (0.5 s warm-up + --step seconds per
 step; a failed step is repeated once) until a step is not sustainable,
@@ -136,7 +204,8 @@ target/loadtest/find-max.json) and an SVG plot to --plot (default
 target/loadtest/find-max.svg). --baseline-cpus pins the bare server with
 taskset -c, as you would pin leadex (see BENCHMARKS.md).
 
-Exit code: 0 every SLO met, 1 an SLO missed, 2 bad flags, 3 the run failed.
+Exit code: 0 every SLO met, 1 an SLO missed, 2 bad flags, 3 the run (or the
+setup) failed.
 
 Defaults: --target http://127.0.0.1:8080 --scenario ping --rate 1000
 --duration 10 --warmup 2 --connections 16 --seed 1 --post-share 0.5
@@ -167,8 +236,8 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
         match flag.as_str() {
             "--target" => o.target = value.trim_end_matches('/').to_owned(),
             "--scenario" => {
-                o.scenario =
-                    Scenario::parse(&value).ok_or_else(|| bad("ping, ping-post or direct-post"))?
+                o.scenario = Scenario::parse(&value)
+                    .ok_or_else(|| bad("ping, ping-post, direct-post or route"))?
             }
             "--rate" => o.rate_per_s = value.parse().map_err(|_| bad("a whole number"))?,
             "--duration" => o.duration = seconds(&value).ok_or_else(|| bad("seconds"))?,
@@ -182,6 +251,16 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Options, String> 
             "--plot" => o.plot = Some(PathBuf::from(value)),
             "--baseline-cpus" => o.baseline_cpus = Some(value),
             "--step" => o.step = seconds(&value).ok_or_else(|| bad("seconds"))?,
+            "--route-key" => o.route_key = Some(value),
+            "--setup-route" => {
+                o.setup_route = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("a number of agents, 1 to 10000"))?,
+                )
+            }
+            "--admin-url" => o.admin_url = Some(value.trim_end_matches('/').to_owned()),
+            "--admin-key" => o.admin_key = Some(value),
             _ => return Err(format!("unknown flag {flag}\n\n{USAGE}")),
         }
     }
@@ -232,7 +311,57 @@ fn validate(o: &Options) -> Result<(), String> {
     if o.find_max && !(0.1..=60.0).contains(&o.step.as_secs_f64()) {
         return Err("--step must be 0.1 to 60 seconds".into());
     }
-    Ok(())
+    validate_route(o)
+}
+
+fn validate_route(o: &Options) -> Result<(), String> {
+    let key_ok = |flag: &str, key: &str| {
+        if key.is_empty() || key.len() > 256 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            Err(format!("{flag}: 1 to 256 printable characters, no spaces"))
+        } else {
+            Ok(())
+        }
+    };
+    if let Some(n) = o.setup_route {
+        if !(1..=SETUP_AGENTS_MAX).contains(&n) {
+            return Err(format!(
+                "--setup-route must be 1 to {SETUP_AGENTS_MAX} agents"
+            ));
+        }
+        let Some(admin_key) = &o.admin_key else {
+            return Err(
+                "--setup-route needs --admin-key KEY (an admin key of the admin API)".into(),
+            );
+        };
+        key_ok("--admin-key", admin_key)?;
+        if o.find_max || o.baseline || o.route_key.is_some() || o.json.is_some() {
+            return Err(
+                "--setup-route prepares the account, prints the run command and exits: \
+                 leave out --find-max, --baseline, --route-key and --json"
+                    .into(),
+            );
+        }
+        if !o.admin_url().starts_with("http://") {
+            return Err(format!(
+                "--admin-url {:?}: only http:// URLs",
+                o.admin_url()
+            ));
+        }
+        return Ok(());
+    }
+    if o.admin_key.is_some() || o.admin_url.is_some() {
+        return Err("--admin-key and --admin-url are for --setup-route".into());
+    }
+    match (o.scenario, &o.route_key) {
+        (Scenario::Route, None) => Err(
+            "--scenario route needs --route-key KEY, a buyer key of the routing account \
+             (--setup-route N --admin-key KEY creates the account, its agents and the key)"
+                .into(),
+        ),
+        (Scenario::Route, Some(key)) => key_ok("--route-key", key),
+        (_, Some(_)) => Err("--route-key is for --scenario route".into()),
+        (_, None) => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -290,5 +419,60 @@ mod tests {
         ] {
             assert!(parse(args(bad)).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_route_scenario_takes_its_key_and_the_setup_its_admin_flags() {
+        let o = parse(args("--scenario route --route-key ldx_abc --rate 50")).unwrap();
+        assert_eq!(o.scenario, Scenario::Route);
+        assert_eq!(o.scenario.first_kind(), Kind::Route);
+        assert_eq!(o.route_key.as_deref(), Some("ldx_abc"));
+        assert_eq!(o.bearer(), "ldx_abc", "routes carry the route key");
+        assert_eq!(parse(args("")).unwrap().bearer(), "demo-seller-key");
+        let o = parse(args(
+            "--scenario route --route-key k --find-max --step 1 --json r.json",
+        ))
+        .unwrap();
+        assert!(o.find_max);
+
+        let o = parse(args("--setup-route 25 --admin-key ldx_admin --rate 200")).unwrap();
+        assert_eq!(o.setup_route, Some(25));
+        assert_eq!(o.admin_key.as_deref(), Some("ldx_admin"));
+        assert_eq!(o.admin_url(), ADMIN_URL_DEFAULT);
+        let o = parse(args(
+            "--setup-route 1 --admin-key a --admin-url http://10.0.0.2:9001/",
+        ))
+        .unwrap();
+        assert_eq!(o.admin_url(), "http://10.0.0.2:9001");
+    }
+
+    #[test]
+    fn route_flags_are_refused_where_they_cannot_apply() {
+        let message = |s: &str| parse(args(s)).unwrap_err();
+        assert!(
+            message("--scenario route").contains("--route-key"),
+            "a clear error without the key"
+        );
+        assert!(
+            message("--scenario route --route-key k --find-max --baseline")
+                .contains("compares pings")
+        );
+        for bad in [
+            "--route-key k",
+            "--scenario ping-post --route-key k",
+            "--scenario route --route-key",
+            "--setup-route 0 --admin-key a",
+            "--setup-route 10001 --admin-key a",
+            "--setup-route x --admin-key a",
+            "--setup-route 3",
+            "--setup-route 3 --admin-key a --find-max",
+            "--setup-route 3 --admin-key a --route-key k",
+            "--setup-route 3 --admin-key a --admin-url https://x",
+            "--admin-key a",
+            "--admin-url http://127.0.0.1:8081",
+        ] {
+            assert!(parse(args(bad)).is_err(), "{bad}");
+        }
+        assert!(message("--setup-route 3").contains("--admin-key"));
     }
 }

@@ -8,7 +8,7 @@ use crate::plot::{Curve, Point};
 use crate::report::{Kind, Report};
 use crate::run::Session;
 use crate::search::RateSearch;
-use crate::slo::{Check, Slo};
+use crate::slo::{invariant_check, Check, Slo};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -285,6 +285,23 @@ pub async fn run(options: &Options, slo: &Slo, plan: &Plan) -> Result<FindMaxRep
             ..c.clone()
         }));
     }
+    if options.scenario == Scenario::Route {
+        // Every route answer checked in the whole run, not only at the
+        // operating point that decides the latency SLOs.
+        let violations = found
+            .steps
+            .iter()
+            .map(|s| &s.report)
+            .chain(operating_points.iter().map(|p| &p.report))
+            .filter_map(|r| r.kind(Kind::Route))
+            .map(|k| k.invariant_violations)
+            .sum();
+        let check = invariant_check(violations);
+        checks.push(Check {
+            name: format!("every step: {}", check.name),
+            ..check
+        });
+    }
     let baseline = baseline.map(|(_process, _bare, answer_bytes, search)| {
         let ratio = match (found.max_rate_per_s, search.max_rate_per_s) {
             (Some(ours), Some(bare)) => Some(ours as f64 / bare as f64),
@@ -462,10 +479,16 @@ fn outcomes(out: &mut String, k: &crate::report::KindReport) {
     };
     let mut parts = Vec::new();
     if !k.no_bids.is_empty() {
-        parts.push(format!("no bid: {}", list(&k.no_bids)));
+        parts.push(format!("{}: {}", k.kind.no_bid_label(), list(&k.no_bids)));
     }
     if !k.errors.is_empty() {
         parts.push(format!("errors: {}", list(&k.errors)));
+    }
+    if k.checked > 0 || k.invariant_violations > 0 {
+        parts.push(format!(
+            "checked {}, factor-sum violations {}",
+            k.checked, k.invariant_violations
+        ));
     }
     if !parts.is_empty() {
         let _ = writeln!(out, "    {} {}", k.kind.as_str(), parts.join(" · "));

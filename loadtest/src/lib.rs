@@ -32,12 +32,19 @@
 //! ([`baseline`]), and leadex's maximum as a share of the baseline's is the
 //! headline figure. The exit code says whether the SLOs held ([`slo`]).
 //!
+//! `--scenario route` drives `POST /v1/route` with a buyer key instead of
+//! the seller API, checking a sample of the answers (each candidate's
+//! factors add up to its score); `--setup-route N` makes the account, its
+//! agents and the key through the admin API ([`setup`]).
+//!
 //! Modules: [`schedule`] (when each request is due), [`report`] (histograms,
-//! percentiles, counts, the table and JSON), [`wire`] (request bodies),
+//! percentiles, counts, the table and JSON), [`wire`] (request bodies and
+//! the route answer),
 //! [`run`] (connections, the pacer and the driver), [`search`] (the rate
 //! search), [`findmax`] (search, baseline and operating points),
 //! [`baseline`] (the bare server), [`slo`] (objectives and checks),
-//! [`plot`] (the latency-by-rate SVG) and [`cli`] (flags).
+//! [`plot`] (the latency-by-rate SVG), [`setup`] (the route scenario's
+//! account) and [`cli`] (flags).
 
 pub mod baseline;
 pub mod cli;
@@ -47,5 +54,6 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod search;
+pub mod setup;
 pub mod slo;
 pub mod wire;

@@ -1,6 +1,6 @@
 //! `loadtest`: see the `leadex_loadtest` crate doc.
 
-use leadex_loadtest::{baseline, cli, findmax, plot, run, slo::Slo};
+use leadex_loadtest::{baseline, cli, findmax, plot, run, setup, slo::Slo};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,7 +13,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const EXIT_SLO_MISSED: u8 = 1;
 /// The flags or the SLO file are wrong.
 const EXIT_USAGE: u8 = 2;
-/// The run itself failed (target unreachable, files not written).
+/// The run itself failed (target unreachable, files not written), or the
+/// admin API refused `--setup-route`.
 const EXIT_RUN_FAILED: u8 = 3;
 
 fn main() -> ExitCode {
@@ -61,6 +62,18 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_RUN_FAILED);
         }
     };
+    if options.setup_route.is_some() {
+        return match runtime.block_on(setup::run(&options)) {
+            Ok(done) => {
+                print!("{}", setup::summary(&options, &done));
+                ExitCode::SUCCESS
+            }
+            Err(message) => {
+                eprintln!("loadtest --setup-route: {message}");
+                ExitCode::from(EXIT_RUN_FAILED)
+            }
+        };
+    }
     let outcome = if options.find_max {
         runtime.block_on(find_max(&options, &slo))
     } else {

@@ -38,11 +38,13 @@ pub enum Kind {
     Post,
     /// `POST /v1/leads`.
     DirectPost,
+    /// `POST /v1/route`.
+    Route,
 }
 
 impl Kind {
     /// Every kind, in report order.
-    pub const ALL: [Kind; 3] = [Kind::Ping, Kind::Post, Kind::DirectPost];
+    pub const ALL: [Kind; 4] = [Kind::Ping, Kind::Post, Kind::DirectPost, Kind::Route];
 
     /// The name used in the table and JSON.
     pub fn as_str(self) -> &'static str {
@@ -50,6 +52,16 @@ impl Kind {
             Kind::Ping => "ping",
             Kind::Post => "post",
             Kind::DirectPost => "direct_post",
+            Kind::Route => "route",
+        }
+    }
+
+    /// How the table names a 200 answer that is not a win: `no bid` (no
+    /// bids, or unsold), `not offered` for a route left unassigned.
+    pub fn no_bid_label(self) -> &'static str {
+        match self {
+            Kind::Route => "not offered",
+            _ => "no bid",
         }
     }
 }
@@ -57,10 +69,11 @@ impl Kind {
 /// How a request ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// 200 with bids (ping) or sold (post, direct post).
+    /// 200 with bids (ping), sold (post, direct post) or offered to an
+    /// agent (route).
     Won,
     /// 200 without bids, or unsold, with the `no_bid_reason` /
-    /// `no_sale_reason`.
+    /// `no_sale_reason`; a route `unassigned`.
     NoBid(String),
     /// Anything else, keyed by `"<status> <code>"` (e.g.
     /// `"409 duplicate_lead"`) or a transport failure (`"transport"`).
@@ -76,6 +89,22 @@ pub struct Sample {
     pub latency: Duration,
     /// How it ended.
     pub outcome: Outcome,
+    /// Whether the answer's invariant was checked, and held (only a sample
+    /// of route answers is checked: each candidate's factors add up to its
+    /// score).
+    pub invariant: Invariant,
+}
+
+/// The invariant check of one answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Invariant {
+    /// Not checked (not sampled, not a 200, or a kind without one).
+    #[default]
+    NotChecked,
+    /// Checked and held.
+    Held,
+    /// Checked and broken.
+    Violated,
 }
 
 /// Accumulates the samples of one kind.
@@ -85,6 +114,8 @@ struct KindRecorder {
     won: u64,
     errors: BTreeMap<String, u64>,
     no_bids: BTreeMap<String, u64>,
+    checked: u64,
+    violations: u64,
 }
 
 impl KindRecorder {
@@ -94,6 +125,8 @@ impl KindRecorder {
             won: 0,
             errors: BTreeMap::new(),
             no_bids: BTreeMap::new(),
+            checked: 0,
+            violations: 0,
         }
     }
 }
@@ -101,17 +134,13 @@ impl KindRecorder {
 /// Accumulates samples; one per connection, merged at the end.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    kinds: [KindRecorder; 3],
+    kinds: [KindRecorder; Kind::ALL.len()],
 }
 
 impl Default for Recorder {
     fn default() -> Self {
         Self {
-            kinds: [
-                KindRecorder::new(),
-                KindRecorder::new(),
-                KindRecorder::new(),
-            ],
+            kinds: std::array::from_fn(|_| KindRecorder::new()),
         }
     }
 }
@@ -126,6 +155,14 @@ impl Recorder {
             Outcome::NoBid(reason) => *k.no_bids.entry(reason.clone()).or_default() += 1,
             Outcome::Error(code) => *k.errors.entry(code.clone()).or_default() += 1,
         }
+        match sample.invariant {
+            Invariant::NotChecked => {}
+            Invariant::Held => k.checked += 1,
+            Invariant::Violated => {
+                k.checked += 1;
+                k.violations += 1;
+            }
+        }
     }
 
     /// Adds another recorder's samples to this one.
@@ -135,6 +172,8 @@ impl Recorder {
                 .add(&theirs.latency_us)
                 .expect("invariant: all histograms have the same bounds");
             mine.won += theirs.won;
+            mine.checked += theirs.checked;
+            mine.violations += theirs.violations;
             for (code, n) in &theirs.errors {
                 *mine.errors.entry(code.clone()).or_default() += n;
             }
@@ -161,6 +200,8 @@ impl Recorder {
                     won: k.won,
                     errors: k.errors.clone(),
                     no_bids: k.no_bids.clone(),
+                    checked: k.checked,
+                    invariant_violations: k.violations,
                     latency_us: percentiles(h),
                 }
             })
@@ -192,7 +233,7 @@ pub fn percentiles(h: &Histogram<u64>) -> Percentiles {
 /// What was asked of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunSettings {
-    /// `ping`, `ping-post` or `direct-post`.
+    /// `ping`, `ping-post`, `direct-post` or `route`.
     pub scenario: String,
     /// Intended arrivals per second (first requests of each exchange).
     pub rate_per_s: u64,
@@ -230,14 +271,27 @@ pub struct KindReport {
     pub count: u64,
     /// `count` per second of the measured part.
     pub achieved_rate_per_s: f64,
-    /// Pings answered with bids, posts and direct posts sold.
+    /// Pings answered with bids, posts and direct posts sold, routes
+    /// offered to an agent.
     pub won: u64,
     /// Failures by `"<status> <code>"` or `"transport"`.
     pub errors: BTreeMap<String, u64>,
-    /// 200 answers without bids (or unsold) by reason.
+    /// 200 answers without bids (or unsold, or routes left `unassigned`)
+    /// by reason.
     pub no_bids: BTreeMap<String, u64>,
+    /// Answers whose invariant was checked (a sample of route answers).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checked: u64,
+    /// Checked answers that broke it (a route candidate whose factors do
+    /// not add up to its score); any fails the run.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub invariant_violations: u64,
     /// Latency from intended send time to answer.
     pub latency_us: Percentiles,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A whole run's results.
@@ -308,7 +362,7 @@ impl Report {
                 k.errors.values().sum::<u64>()
             );
         }
-        out.push_str("(won: pings answered with bids, posts and direct posts sold; latency from intended send)\n");
+        out.push_str("(won: pings answered with bids, posts and direct posts sold, routes offered; latency from intended send)\n");
         let p = &self.pacer_lateness_us;
         let _ = writeln!(
             out,
@@ -328,7 +382,21 @@ impl Report {
                 let _ = writeln!(out, "  {} error {code}: {n}", k.kind.as_str());
             }
             for (reason, n) in &k.no_bids {
-                let _ = writeln!(out, "  {} no bid {reason}: {n}", k.kind.as_str());
+                let _ = writeln!(
+                    out,
+                    "  {} {} {reason}: {n}",
+                    k.kind.as_str(),
+                    k.kind.no_bid_label()
+                );
+            }
+            if k.checked > 0 || k.invariant_violations > 0 {
+                let _ = writeln!(
+                    out,
+                    "  {} answers checked (factors add up to the score): {}, violations: {}",
+                    k.kind.as_str(),
+                    k.checked,
+                    k.invariant_violations
+                );
             }
         }
         out
@@ -344,6 +412,7 @@ mod tests {
             kind,
             latency: Duration::from_micros(latency_us),
             outcome,
+            invariant: Invariant::NotChecked,
         }
     }
 

@@ -5,7 +5,8 @@
 
 use crate::cli::{Options, Scenario};
 use crate::report::{
-    latency_histogram, micros, Kind, Outcome, Percentiles, Recorder, Report, RunSettings, Sample,
+    latency_histogram, micros, Invariant, Kind, Outcome, Percentiles, Recorder, Report,
+    RunSettings, Sample,
 };
 use crate::schedule::{latency_from_intended, Schedule};
 use crate::wire;
@@ -13,7 +14,8 @@ use bytes::Bytes;
 use hdrhistogram::Histogram;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE, HOST, RETRY_AFTER};
+use hyper::Method;
 use hyper_util::rt::TokioIo;
 use rand::Rng;
 use serde::Deserialize;
@@ -30,8 +32,13 @@ pub const REQUEST_TIMEOUT_MS: u64 = 10_000;
 pub const DRAIN_TIMEOUT_MS: u64 = 10_000;
 /// Longest wait to open a connection.
 pub const CONNECT_TIMEOUT_MS: u64 = 5_000;
-/// Largest answer read, in bytes (answers are well under 2 KiB).
+/// Largest answer read, in bytes (answers are well under 2 KiB; a route
+/// answer with 32 candidates about 8 KiB).
 const ANSWER_BYTES_MAX: usize = 1 << 20;
+/// One route answer in this many (by lead index) is checked in full: each
+/// candidate's factors must add up to its score. The others are only read
+/// for their status, to keep the generator's CPU for sending.
+pub const ROUTE_CHECK_EVERY: u64 = 100;
 
 /// The requests that one scheduled arrival made: a ping, post or direct
 /// post, and in `ping-post` perhaps the post that followed the ping.
@@ -130,6 +137,7 @@ pub async fn drive<E: Exchanger>(
                         kind: first_kind,
                         latency: latency_from_intended(intended, deadline),
                         outcome: Outcome::Error("not_sent".into()),
+                        invariant: Invariant::NotChecked,
                     })
                 } else {
                     exchanger.exchange(index, intended).await
@@ -353,7 +361,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
 
 /// Where requests go and the headers every request carries.
 #[derive(Debug, Clone)]
-struct Target {
+pub(crate) struct Target {
     /// `host:port` to connect to.
     address: String,
     host: HeaderValue,
@@ -362,13 +370,25 @@ struct Target {
 
 impl Target {
     fn parse(options: &Options) -> Result<Self, String> {
-        let uri: hyper::Uri = options
-            .target
+        let key_flag = match options.scenario {
+            Scenario::Route => "--route-key",
+            _ => "--key",
+        };
+        Self::new(("--target", &options.target), (key_flag, options.bearer()))
+    }
+
+    /// The server at `url` (named by the flag that gave it), every request
+    /// carrying `key` (likewise).
+    pub(crate) fn new(
+        (url_flag, url): (&str, &str),
+        (key_flag, key): (&str, &str),
+    ) -> Result<Self, String> {
+        let uri: hyper::Uri = url
             .parse()
-            .map_err(|e| format!("--target {:?}: {e}", options.target))?;
+            .map_err(|e| format!("{url_flag} {url:?}: {e}"))?;
         let authority = uri
             .authority()
-            .ok_or_else(|| format!("--target {:?}: no host", options.target))?;
+            .ok_or_else(|| format!("{url_flag} {url:?}: no host"))?;
         let address = format!(
             "{}:{}",
             authority.host(),
@@ -377,14 +397,14 @@ impl Target {
         Ok(Self {
             address,
             host: HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?,
-            authorization: HeaderValue::from_str(&format!("Bearer {}", options.api_key))
-                .map_err(|_| "--key: not a valid header value".to_owned())?,
+            authorization: HeaderValue::from_str(&format!("Bearer {key}"))
+                .map_err(|_| format!("{key_flag}: not a valid header value"))?,
         })
     }
 }
 
 /// One keep-alive HTTP/1.1 connection, reopened after a failure.
-struct Connection {
+pub(crate) struct Connection {
     target: Target,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
@@ -392,8 +412,19 @@ struct Connection {
 /// An answer: status and body.
 type Answer = (u16, Bytes);
 
+/// An answer with the `Retry-After` seconds a rate-limited one carries.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// `Retry-After`, seconds, when present and numeric.
+    pub retry_after_s: Option<u64>,
+    /// The body.
+    pub body: Bytes,
+}
+
 impl Connection {
-    fn new(target: Target) -> Self {
+    pub(crate) fn new(target: Target) -> Self {
         Self {
             target,
             sender: None,
@@ -425,9 +456,22 @@ impl Connection {
 
     /// POSTs `body` to `path`; `Err` is an error key for the report.
     async fn post(&mut self, path: &'static str, body: Vec<u8>) -> Result<Answer, String> {
+        self.request(Method::POST, path, body)
+            .await
+            .map(|reply| (reply.status, reply.body))
+    }
+
+    /// Sends `method path` with `body` (JSON, or nothing when empty); `Err`
+    /// is an error key (`timeout`, `connect`, `transport`).
+    pub(crate) async fn request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
         let result = tokio::time::timeout(
             Duration::from_millis(REQUEST_TIMEOUT_MS),
-            self.try_post(path, body),
+            self.try_request(method, path, body),
         )
         .await
         .unwrap_or_else(|_| Err("timeout".into()));
@@ -437,7 +481,12 @@ impl Connection {
         result
     }
 
-    async fn try_post(&mut self, path: &'static str, body: Vec<u8>) -> Result<Answer, String> {
+    async fn try_request(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<Reply, String> {
         if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
             self.connect().await.map_err(|_| "connect".to_owned())?;
         }
@@ -446,23 +495,37 @@ impl Connection {
             .as_mut()
             .expect("invariant: connect() set the sender");
         sender.ready().await.map_err(|_| "transport".to_owned())?;
-        let request = hyper::Request::post(path)
+        let mut request = hyper::Request::builder()
+            .method(method)
+            .uri(path)
             .header(HOST, self.target.host.clone())
-            .header(AUTHORIZATION, self.target.authorization.clone())
-            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .header(AUTHORIZATION, self.target.authorization.clone());
+        if !body.is_empty() {
+            request = request.header(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        let request = request
             .body(Full::new(Bytes::from(body)))
-            .expect("invariant: a constant path and valid headers make a request");
+            .map_err(|_| format!("bad path {path:?}"))?;
         let response = sender
             .send_request(request)
             .await
             .map_err(|_| "transport".to_owned())?;
         let status = response.status().as_u16();
+        let retry_after_s = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok());
         let body = http_body_util::Limited::new(response.into_body(), ANSWER_BYTES_MAX)
             .collect()
             .await
             .map_err(|_| "transport".to_owned())?
             .to_bytes();
-        Ok((status, body))
+        Ok(Reply {
+            status,
+            retry_after_s,
+            body,
+        })
     }
 }
 
@@ -497,7 +560,7 @@ struct ErrorBody {
 }
 
 /// The report key of a non-200 answer: `"<status> <code>"`.
-fn error_key(status: u16, body: &[u8]) -> String {
+pub(crate) fn error_key(status: u16, body: &[u8]) -> String {
     match serde_json::from_slice::<ErrorAnswer>(body) {
         Ok(answer) => format!("{status} {}", answer.error.code),
         Err(_) => status.to_string(),
@@ -515,6 +578,60 @@ fn sale_outcome(answer: Result<Answer, String>) -> Outcome {
         },
         Ok((status, body)) => Outcome::Error(error_key(status, &body)),
     }
+}
+
+/// The outcome of a route answer: `offered` is won, `unassigned` not
+/// offered, anything else an error. With `check`, the whole answer is read
+/// and its candidates' factor sums checked.
+fn route_outcome(answer: Result<Answer, String>, check: bool) -> (Outcome, Invariant) {
+    #[derive(Deserialize)]
+    struct Status {
+        status: String,
+    }
+    let (status, body) = match answer {
+        Err(key) => return (Outcome::Error(key), Invariant::NotChecked),
+        Ok(answer) => answer,
+    };
+    if status != 200 {
+        return (
+            Outcome::Error(error_key(status, &body)),
+            Invariant::NotChecked,
+        );
+    }
+    let (status, invariant) = if check {
+        match wire::RouteAnswer::parse(&body) {
+            Ok(answer) => {
+                let invariant = if answer.factor_sum_violations().is_empty() {
+                    Invariant::Held
+                } else {
+                    Invariant::Violated
+                };
+                (answer.status, invariant)
+            }
+            Err(_) => {
+                return (
+                    Outcome::Error("200 unreadable".into()),
+                    Invariant::NotChecked,
+                )
+            }
+        }
+    } else {
+        match serde_json::from_slice::<Status>(&body) {
+            Ok(answer) => (answer.status, Invariant::NotChecked),
+            Err(_) => {
+                return (
+                    Outcome::Error("200 unreadable".into()),
+                    Invariant::NotChecked,
+                )
+            }
+        }
+    };
+    let outcome = match status.as_str() {
+        "offered" => Outcome::Won,
+        "unassigned" => Outcome::NoBid(status),
+        _ => Outcome::Error(format!("200 status {status}")),
+    };
+    (outcome, invariant)
 }
 
 /// Sends the scenario's requests over one real connection.
@@ -540,6 +657,7 @@ impl HttpExchanger {
             kind: Kind::Ping,
             latency: latency_from_intended(intended, answered),
             outcome,
+            invariant: Invariant::NotChecked,
         };
         let (status, body) = match answer {
             Err(key) => return single(sample(Outcome::Error(key))),
@@ -573,6 +691,7 @@ impl HttpExchanger {
                 // A post is caused by its ping's answer, so it is due then.
                 latency: latency_from_intended(answered, Instant::now()),
                 outcome: sale_outcome(answer),
+                invariant: Invariant::NotChecked,
             }),
         }
     }
@@ -587,6 +706,23 @@ impl HttpExchanger {
             kind: Kind::DirectPost,
             latency: latency_from_intended(intended, Instant::now()),
             outcome: sale_outcome(answer),
+            invariant: Invariant::NotChecked,
+        })
+    }
+
+    async fn route(&mut self, index: u64, intended: Instant) -> Exchange {
+        let lead = self.lead_base + index;
+        let answer = self
+            .connection
+            .post("/v1/route", wire::route_body_for(self.seed, lead))
+            .await;
+        let latency = latency_from_intended(intended, Instant::now());
+        let (outcome, invariant) = route_outcome(answer, lead % ROUTE_CHECK_EVERY == 0);
+        single(Sample {
+            kind: Kind::Route,
+            latency,
+            outcome,
+            invariant,
         })
     }
 }
@@ -604,6 +740,7 @@ impl Exchanger for HttpExchanger {
             Scenario::Ping => self.ping_post(index, intended, false).await,
             Scenario::PingPost => self.ping_post(index, intended, true).await,
             Scenario::DirectPost => self.direct_post(index, intended).await,
+            Scenario::Route => self.route(index, intended).await,
         }
     }
 }
@@ -626,6 +763,7 @@ mod tests {
                 kind: Kind::Ping,
                 latency: latency_from_intended(intended, Instant::now()),
                 outcome: Outcome::Won,
+                invariant: Invariant::NotChecked,
             })
         }
     }
@@ -699,6 +837,54 @@ mod tests {
         let ping = driven.recorder.report(settings(), driven.elapsed).kinds[0].clone();
         assert_eq!(ping.count, 100);
         assert!(ping.latency_us.max <= 1, "{ping:?}");
+    }
+
+    #[test]
+    fn route_answers_count_offered_and_unassigned_and_sampled_ones_are_checked() {
+        let answer =
+            |status: u16, body: &'static str| Ok((status, Bytes::from_static(body.as_bytes())));
+        let offered = r#"{"assignment_id":"a_1","status":"offered","agent_id":"lt-agent-0001","candidates":[{"agent_id":"lt-agent-0001","score":30,"factors":{"distance":10,"workload":20},"open":0}]}"#;
+        assert_eq!(
+            route_outcome(answer(200, offered), false),
+            (Outcome::Won, Invariant::NotChecked)
+        );
+        assert_eq!(
+            route_outcome(answer(200, offered), true),
+            (Outcome::Won, Invariant::Held)
+        );
+        let broken = r#"{"status":"offered","candidates":[{"agent_id":"x","score":31,"factors":{"distance":10,"workload":20}}]}"#;
+        assert_eq!(
+            route_outcome(answer(200, broken), true),
+            (Outcome::Won, Invariant::Violated),
+            "a violation is counted apart from the outcome"
+        );
+        assert_eq!(
+            route_outcome(
+                answer(200, r#"{"status":"unassigned","candidates":[]}"#),
+                true
+            ),
+            (Outcome::NoBid("unassigned".into()), Invariant::Held)
+        );
+        assert_eq!(
+            route_outcome(answer(200, r#"{"status":"accepted"}"#), false).0,
+            Outcome::Error("200 status accepted".into())
+        );
+        assert_eq!(
+            route_outcome(answer(200, "not json"), true).0,
+            Outcome::Error("200 unreadable".into())
+        );
+        let no_agents = r#"{"error":{"code":"not_found","message":"the agency has no agents","field":"agency_id"}}"#;
+        assert_eq!(
+            route_outcome(answer(404, no_agents), true),
+            (
+                Outcome::Error("404 not_found".into()),
+                Invariant::NotChecked
+            )
+        );
+        assert_eq!(
+            route_outcome(Err("timeout".into()), true).0,
+            Outcome::Error("timeout".into())
+        );
     }
 
     #[test]

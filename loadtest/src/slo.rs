@@ -25,6 +25,23 @@ pub struct Slo {
     pub post: KindSlo,
     /// Direct posts.
     pub direct_post: KindSlo,
+    /// Routes (`--scenario route`). `config/slo.toml` has no `[route]`
+    /// section yet, so when a file leaves it out [`ROUTE_SLO`] applies.
+    #[serde(default = "route_slo")]
+    pub route: KindSlo,
+}
+
+/// The route bounds when the SLO file has no `[route]`: a route is
+/// answered once its assignment is journaled, like a post, so the post's
+/// bounds.
+pub const ROUTE_SLO: KindSlo = KindSlo {
+    p99_ms: 5.0,
+    p99_9_ms: None,
+    error_share_max: 0.001,
+};
+
+fn route_slo() -> KindSlo {
+    ROUTE_SLO
 }
 
 /// Bounds a `--find-max` step must hold to count as sustainable.
@@ -130,11 +147,13 @@ fn trim(x: f64) -> String {
 
 /// Failures among a kind's requests: transport errors, timeouts, arrivals
 /// never sent, unreadable answers and 5xx. 4xx answers are business
-/// outcomes (a cap filled, a ping expired) and are not counted.
+/// outcomes (a cap filled, a ping expired) and are not counted, except for
+/// routes: every route answer but `offered` or `unassigned` (a bad key, an
+/// agency without agents) is a failure.
 pub fn failures(k: &KindReport) -> u64 {
     k.errors
         .iter()
-        .filter(|(key, _)| !key.starts_with('4'))
+        .filter(|(key, _)| k.kind == Kind::Route || !key.starts_with('4'))
         .map(|(_, n)| n)
         .sum()
 }
@@ -150,6 +169,15 @@ fn failure_share(k: &KindReport) -> f64 {
 
 fn ms(us: u64) -> f64 {
     us as f64 / 1_000.0
+}
+
+/// No checked route answer may break the factor sum: any violation fails.
+pub fn invariant_check(violations: u64) -> Check {
+    Check::at_most(
+        "route answers whose factors do not add up to the score",
+        violations as f64,
+        0.0,
+    )
 }
 
 impl Default for Slo {
@@ -224,6 +252,7 @@ impl Slo {
             Kind::Ping => &self.ping,
             Kind::Post => &self.post,
             Kind::DirectPost => &self.direct_post,
+            Kind::Route => &self.route,
         }
     }
 
@@ -250,6 +279,9 @@ impl Slo {
                 failure_share(k),
                 slo.error_share_max,
             ));
+            if k.kind == Kind::Route {
+                checks.push(invariant_check(k.invariant_violations));
+            }
         }
         checks
     }
@@ -278,7 +310,7 @@ impl Slo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::{Outcome, Recorder, RunSettings, Sample};
+    use crate::report::{Invariant, Outcome, Recorder, RunSettings, Sample};
     use std::time::Duration;
 
     fn report(rate: u64, latencies_us: &[u64], errors: &[&str], elapsed_s: f64) -> Report {
@@ -288,6 +320,7 @@ mod tests {
                 kind: Kind::Ping,
                 latency: Duration::from_micros(us),
                 outcome: Outcome::Won,
+                invariant: Invariant::NotChecked,
             });
         }
         for e in errors {
@@ -295,6 +328,7 @@ mod tests {
                 kind: Kind::Ping,
                 latency: Duration::from_micros(100),
                 outcome: Outcome::Error((*e).into()),
+                invariant: Invariant::NotChecked,
             });
         }
         r.report(
@@ -375,6 +409,70 @@ mod tests {
             .find(|c| c.name == "ping failure share")
             .unwrap();
         assert_eq!((share.measured, share.pass), (0.002, false));
+    }
+
+    #[test]
+    fn routes_have_bounds_without_a_route_section_and_every_error_fails() {
+        let slo = Slo::default();
+        assert_eq!(slo.route, ROUTE_SLO, "config/slo.toml has no [route] yet");
+        let custom =
+            format!("{DEFAULT_SLO_TOML}\n[route]\np99_ms = 20.0\nerror_share_max = 0.01\n");
+        assert_eq!(Slo::parse(&custom).unwrap().route.p99_ms, 20.0);
+        let bad = format!("{DEFAULT_SLO_TOML}\n[route]\np99_ms = 0\nerror_share_max = 0\n");
+        assert!(Slo::parse(&bad).unwrap_err().contains("route.p99_ms"));
+
+        let route = |outcomes: Vec<(Outcome, Invariant)>| {
+            let mut r = Recorder::default();
+            for (outcome, invariant) in outcomes {
+                r.record(&Sample {
+                    kind: Kind::Route,
+                    latency: Duration::from_micros(500),
+                    outcome,
+                    invariant,
+                });
+            }
+            let settings = RunSettings {
+                scenario: "route".into(),
+                rate_per_s: 100,
+                duration_s: 1.0,
+                warmup_s: 0.0,
+                connections: 1,
+                seed: 1,
+            };
+            r.report(settings, Duration::from_secs(1))
+        };
+        let failed = |r: &Report| -> Vec<String> {
+            slo.check(r)
+                .into_iter()
+                .filter(|c| !c.pass)
+                .map(|c| c.name)
+                .collect()
+        };
+        let mut fine = vec![(Outcome::Won, Invariant::NotChecked); 98];
+        fine.push((Outcome::NoBid("unassigned".into()), Invariant::Held));
+        fine.push((Outcome::Won, Invariant::Held));
+        let r = route(fine.clone());
+        assert!(failed(&r).is_empty(), "{:?}", slo.check(&r));
+        assert_eq!(r.kinds[0].checked, 2);
+        // A 404 (an agency without agents) is a failure for routes.
+        let mut missing = fine.clone();
+        missing[0].0 = Outcome::Error("404 not_found".into());
+        let r = route(missing);
+        assert_eq!(failures(&r.kinds[0]), 1);
+        assert_eq!(failed(&r), ["route failure share"]);
+        // One checked answer whose factors do not add up fails the run.
+        let mut broken = fine;
+        broken[99].1 = Invariant::Violated;
+        let r = route(broken);
+        assert_eq!(
+            (r.kinds[0].checked, r.kinds[0].invariant_violations),
+            (2, 1)
+        );
+        assert_eq!(
+            failed(&r),
+            ["route answers whose factors do not add up to the score"]
+        );
+        assert!(r.table().contains("violations: 1"), "{}", r.table());
     }
 
     #[test]

@@ -9,8 +9,10 @@
 use leadex_config::synth::sample_lead;
 use leadex_engine::lead::{Lead, Ping};
 use rand::rngs::SmallRng;
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
+use serde::Deserialize;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// The lead of request `index`, and the random source left after drawing it
 /// (for later choices such as whether to post).
@@ -86,6 +88,73 @@ pub fn direct_post_body(lead: &Lead) -> Vec<u8> {
     to_bytes(body)
 }
 
+/// The lead fields a route carries, as named in a ping.
+const ROUTE_LEAD_FIELDS: [&str; 4] = ["vertical", "zip", "state", "current_carrier"];
+/// Lead score tiers of `/v1/route`: 0 (best) to 3.
+pub const SCORE_TIERS: u8 = 4;
+
+/// The body of `POST /v1/route` for `lead`: its vertical, ZIP, state and
+/// current carrier (when it has one) and `score_tier`; no PII.
+pub fn route_body(lead: &Lead, score_tier: u8) -> Vec<u8> {
+    let mut attributes = object_of(&lead.ping.attributes);
+    let mut route: Map<String, Value> = ROUTE_LEAD_FIELDS
+        .iter()
+        .filter_map(|&k| attributes.remove_entry(k))
+        .collect();
+    route.insert("score_tier".into(), Value::from(score_tier));
+    let mut body = Map::new();
+    body.insert("lead".into(), Value::Object(route));
+    to_bytes(body)
+}
+
+/// The route body of request `index`: the lead of [`lead_for`] and a
+/// score tier drawn after it, so the same pair always routes the same lead.
+pub fn route_body_for(seed: u64, index: u64) -> Vec<u8> {
+    let (lead, mut rng) = lead_for(seed, index);
+    let tier = rng.gen_range(0..SCORE_TIERS);
+    route_body(&lead, tier)
+}
+
+/// A route answer as far as the load test reads it.
+#[derive(Debug, Deserialize)]
+pub struct RouteAnswer {
+    /// `offered` or `unassigned`.
+    pub status: String,
+    /// The ranked candidates.
+    #[serde(default)]
+    pub candidates: Vec<RouteCandidate>,
+}
+
+/// One ranked candidate of a route answer.
+#[derive(Debug, Deserialize)]
+pub struct RouteCandidate {
+    /// Agent id.
+    pub agent_id: String,
+    /// Sum of the factors.
+    pub score: i64,
+    /// Each factor's contribution.
+    pub factors: BTreeMap<String, i64>,
+}
+
+impl RouteAnswer {
+    /// Parses a 200 answer of `/v1/route`.
+    pub fn parse(body: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(body).map_err(|e| e.to_string())
+    }
+
+    /// The candidates whose factors do not add up to their score (the
+    /// answer's invariant, docs/PROTOCOL.md), by agent id.
+    pub fn factor_sum_violations(&self) -> Vec<&str> {
+        self.candidates
+            .iter()
+            .filter(|c| {
+                c.factors.values().map(|&v| i128::from(v)).sum::<i128>() != i128::from(c.score)
+            })
+            .map(|c| c.agent_id.as_str())
+            .collect()
+    }
+}
+
 fn to_bytes(body: Map<String, Value>) -> Vec<u8> {
     serde_json::to_vec(&Value::Object(body)).expect("invariant: JSON values serialize")
 }
@@ -141,6 +210,77 @@ mod tests {
             assert!(direct.get("ping_id").is_none());
             assert_eq!(direct["contact"], post["contact"]);
         }
+    }
+
+    #[test]
+    fn route_bodies_are_valid_routes_of_the_request_lead() {
+        // A fixed seed and index: the exact body, and the protocol's parser
+        // accepts it.
+        let body = route_body_for(7, 3);
+        let value: Value = serde_json::from_slice(&body).unwrap();
+        let (lead, _) = lead_for(7, 3);
+        let a = &lead.ping.attributes;
+        assert_eq!(value["lead"]["vertical"], a.vertical.as_str());
+        assert_eq!(value["lead"]["zip"], a.zip.to_string());
+        assert_eq!(value["lead"]["state"], a.state.as_str());
+        assert_eq!(body, route_body_for(7, 3), "deterministic");
+        let parsed = leadex_protocol::parse_route(&body).unwrap();
+        assert_eq!(parsed.lead.vertical, a.vertical);
+        assert_eq!(parsed.lead.zip, a.zip);
+        assert_eq!(parsed.lead.state, a.state);
+        assert_eq!(
+            parsed.agency_id, None,
+            "a buyer key routes for its own account"
+        );
+        // Many: all valid, carriers carried when the lead has one, every
+        // tier drawn, nothing but the routing fields.
+        let mut tiers = [0u32; SCORE_TIERS as usize];
+        let mut carriers = 0;
+        for index in 0..2_000 {
+            let body = route_body_for(1, index);
+            let parsed = leadex_protocol::parse_route(&body)
+                .unwrap_or_else(|e| panic!("{e:?}: {}", String::from_utf8_lossy(&body)));
+            let (lead, _) = lead_for(1, index);
+            assert_eq!(
+                parsed.lead.current_carrier,
+                lead.ping.attributes.current_carrier
+            );
+            carriers += usize::from(parsed.lead.current_carrier.is_some());
+            tiers[usize::from(parsed.lead.score_tier)] += 1;
+            assert!(parsed.lead.language.is_none() && parsed.reference.is_none());
+            let value: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(value.as_object().unwrap().len(), 1, "only `lead`");
+            assert!(value["lead"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .all(|k| k == "score_tier" || ROUTE_LEAD_FIELDS.contains(&k.as_str())));
+        }
+        assert!(tiers.iter().all(|&n| n > 300), "{tiers:?}");
+        assert!((400..1_800).contains(&carriers), "{carriers}");
+    }
+
+    #[test]
+    fn the_factor_sum_check_flags_a_candidate_that_does_not_add_up() {
+        let good = br#"{"assignment_id": "a_0a1b2c3d4e5f60718293a4b5c6d7e8f9", "status": "offered", "agent_id": "ag-017", "offer_expires_at": "2026-11-23T17:05:00.000Z", "strategy": "weighted", "eligible": 2, "excluded": {"already_offered": 0, "at_capacity": 1, "captive_of_current_carrier": 0, "inactive": 0, "not_licensed": 6, "outside_schedule": 1}, "candidates": [{"agent_id": "ag-017", "score": 61250, "factors": {"affinity": 0, "distance": 19000, "language": 10000, "performance": 14250, "quality": 6660, "specialization": 0, "workload": 11340}, "open": 3}, {"agent_id": "ag-004", "score": 48160, "factors": {"affinity": 0, "distance": 13800, "language": 0, "performance": 16250, "quality": 6660, "specialization": 0, "workload": 11450}, "open": 1}]}"#;
+        let answer = RouteAnswer::parse(good).unwrap();
+        assert_eq!(answer.status, "offered");
+        assert_eq!(answer.candidates.len(), 2);
+        assert!(
+            answer.factor_sum_violations().is_empty(),
+            "PROTOCOL.md's example holds"
+        );
+        let text = String::from_utf8_lossy(good).replace("\"score\": 48160", "\"score\": 48161");
+        let bad = RouteAnswer::parse(text.as_bytes()).unwrap();
+        assert_eq!(bad.factor_sum_violations(), ["ag-004"]);
+        let unassigned = br#"{"assignment_id": "a_1", "status": "unassigned", "agent_id": null, "strategy": "weighted", "eligible": 0, "excluded": {"not_licensed": 3}, "candidates": []}"#;
+        let answer = RouteAnswer::parse(unassigned).unwrap();
+        assert_eq!(answer.status, "unassigned");
+        assert!(answer.factor_sum_violations().is_empty());
+        assert!(
+            RouteAnswer::parse(br#"{"status": "offered", "candidates": [{"agent_id": "a"}]}"#)
+                .is_err()
+        );
     }
 
     #[test]
