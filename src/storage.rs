@@ -379,17 +379,53 @@ impl Replica for ServerReplica {
         {
             self.admin.restore(&admin.bytes)?;
         }
-        self.engine.restore(contents)
+        self.engine.restore(contents)?;
+        let has_routing = contents
+            .extensions
+            .iter()
+            .any(|x| x.name == leadex_persistence::state::ROUTING_EXTENSION);
+        if !has_routing {
+            // A snapshot of a build before the engine kept routing: its
+            // agents and teams are the admin store's records only. The
+            // same conversion as replay's (`legacy_changes`), so a restore
+            // routes as a full replay does (its spec lists the agents in
+            // id order, replay's in journal order: the agent graph orders
+            // them by agency and id either way).
+            let spec = self.admin.routing_spec();
+            if !spec.agents.is_empty() || !spec.teams.is_empty() {
+                if let Err(error) = self.engine.engine.router().replace(spec) {
+                    tracing::warn!(%error, "the agents and teams of an older snapshot do not compile for routing; they are not routable until changed");
+                }
+            }
+        }
+        Ok(())
     }
 
     fn apply(&self, event: &leadex_engine::Event) -> Result<(), String> {
         match event {
-            leadex_engine::Event::Admin(record) => self.admin.apply(record).map(|_| ()),
+            leadex_engine::Event::Admin(record) => {
+                // Older journals hold agents and teams as admin records
+                // only: the engine routes them too. Converted when the
+                // store applies the record, so once per record id, as the
+                // store's own replay is idempotent.
+                if self.admin.apply(record)? {
+                    for change in leadex_admin_api::routing::legacy_changes(record) {
+                        if !self.engine.engine.router().put(&change) {
+                            tracing::warn!(record = %record.id, "an agent or team of an older admin record does not compile for routing; it is not routable until changed");
+                        }
+                    }
+                }
+                Ok(())
+            }
             leadex_engine::Event::Market(record) => {
                 self.engine.apply(event)?;
                 self.admin.apply_market(record).map(|_| ())
             }
-            leadex_engine::Event::Routing(_) => self.engine.apply(event),
+            leadex_engine::Event::Routing(record) => {
+                self.engine.apply(event)?;
+                self.admin.apply_routing(record);
+                Ok(())
+            }
             leadex_engine::Event::LeadSold(sold) => {
                 self.engine.apply(event)?;
                 self.admin.record_sale(sold);
@@ -419,5 +455,154 @@ impl Replica for ServerReplica {
             bytes: self.admin.image(),
         });
         contents
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use leadex_admin_api::records::{Agent, Licence, Team};
+    use leadex_admin_api::store::{record, AdminChange, AdminPayload};
+    use leadex_engine::routing::assign::RouteLead;
+    use leadex_engine::Event;
+
+    fn replica() -> ServerReplica {
+        let market = leadex_engine::testing::market(&["acme"], vec![]);
+        let clock = Arc::new(leadex_engine::ManualClock::new(1_700_000_000_000));
+        ServerReplica {
+            engine: EngineReplica {
+                engine: Arc::new(Engine::new(Default::default(), &market, clock).unwrap()),
+            },
+            admin: Arc::new(AdminStore::default()),
+        }
+    }
+
+    fn agent(id: &str, manager: Option<&str>) -> Agent {
+        Agent {
+            id: id.into(),
+            tenant: "acme".into(),
+            name: id.into(),
+            email: String::new(),
+            licences: vec![Licence {
+                state: "CA".into(),
+                line: "property".into(),
+            }],
+            appointments: Vec::new(),
+            captive_carrier: None,
+            languages: vec!["en".into()],
+            capacity: 2,
+            time_zone: "America/New_York".into(),
+            schedule: Vec::new(),
+            zip: Some("90210".into()),
+            manager_id: manager.map(String::from),
+            team_id: Some("t1".into()),
+            active: true,
+            specializations: Vec::new(),
+            performance: Default::default(),
+            quality_tier: 0,
+            links: Vec::new(),
+        }
+    }
+
+    /// The admin records an older build journaled for agents and a team.
+    fn legacy_records() -> Vec<Event> {
+        let team = Team {
+            id: "t1".into(),
+            tenant: "acme".into(),
+            name: "Team".into(),
+            manager_id: Some("m1".into()),
+        };
+        [
+            AdminChange::AgentPut {
+                agent: agent("m1", None),
+            },
+            AdminChange::AgentPut {
+                agent: agent("a1", Some("m1")),
+            },
+            AdminChange::TeamPut { team },
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(i, change)| Event::Admin(record(&AdminPayload::one(change), i as i64 + 1)))
+        .collect()
+    }
+
+    fn home_lead() -> RouteLead {
+        RouteLead {
+            vertical: leadex_engine::lead::Vertical::Home,
+            state: leadex_engine::lead::UsState::parse("CA").unwrap(),
+            zip: leadex_engine::lead::Zip::parse("90210").unwrap(),
+            current_carrier: None,
+            language: None,
+            score_tier: 0,
+            referring_agent: None,
+        }
+    }
+
+    #[test]
+    fn agents_of_older_admin_records_are_routable_after_replay() {
+        let r = replica();
+        let events = legacy_records();
+        for e in &events {
+            r.apply(e).unwrap();
+        }
+        let spec = r.engine.engine.router().spec();
+        let ids: Vec<&str> = spec.agents.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["m1", "a1"]);
+        assert_eq!(spec.teams[0].manager_id.as_deref(), Some("m1"));
+        // A copy of a record changes nothing (the store applies it once).
+        for e in &events {
+            r.apply(e).unwrap();
+        }
+        assert_eq!(r.engine.engine.router().spec(), spec);
+        let ticket = r
+            .engine
+            .engine
+            .route_lead("acme", home_lead(), None, None)
+            .unwrap();
+        assert!(
+            matches!(
+                &ticket.record.change,
+                leadex_engine::routing::assign::RoutingChange::Created { offer: Some(o), .. }
+                    if o.agent_id == "m1" || o.agent_id == "a1"
+            ),
+            "{:?}",
+            ticket.record
+        );
+        // Its record, replayed, applies to the engine and the store alike
+        // (the live decision is given back first: replay counts it anew).
+        r.engine.engine.router().rollback(&ticket);
+        r.apply(&ticket.event()).unwrap();
+        let id = ticket.record.assignment_id;
+        assert!(r.engine.engine.router().assignment(id).is_some());
+        let kept = r.admin.assignment(&id.to_string()).unwrap();
+        assert_eq!(kept.tenant, "acme");
+    }
+
+    #[test]
+    fn a_snapshot_of_a_build_before_engine_routing_routes_its_agents_too() {
+        let old = replica();
+        for e in legacy_records() {
+            old.apply(&e).unwrap();
+        }
+        let mut contents = old.capture(JournalPosition::File { last_lsn: 3 });
+        contents
+            .extensions
+            .retain(|x| x.name != leadex_persistence::state::ROUTING_EXTENSION);
+        let restored = replica();
+        restored.restore(&contents).unwrap();
+        // The same records, in id order rather than journal order (the
+        // agent graph orders agents by agency and id either way).
+        let sorted = |r: &ServerReplica| {
+            let mut spec = (*r.engine.engine.router().spec()).clone();
+            spec.agents.sort_by(|a, b| a.id.cmp(&b.id));
+            spec
+        };
+        assert_eq!(sorted(&restored), sorted(&old));
+        assert!(restored
+            .engine
+            .engine
+            .route_lead("acme", home_lead(), None, None)
+            .is_ok());
     }
 }

@@ -7,6 +7,7 @@ use crate::store::{record, AdminPayload, AdminStore};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use leadex_engine::event::{MarketChange, MarketRecord};
+use leadex_engine::routing::assign::{journal_ticket, RoutingRecord, RoutingTicket};
 use leadex_engine::{Engine, Event, Journal};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,42 @@ impl Admin {
         .await
     }
 
+    /// Journals an assignment decision of the engine (see
+    /// [`leadex_engine::routing::assign::journal_ticket`]: the engine
+    /// commits it once durable, or rolls it back) and, once it is durable,
+    /// applies its record to the store, in a task of its own as
+    /// [`Admin::commit`] does. Answers the record once both happened. Not
+    /// under a [`WriteTurn`]: the engine keeps a second transition of the
+    /// same assignment out until the first is committed or rolled back
+    /// (`assignment_busy`), and the decision depends on nothing else the
+    /// admin API changes.
+    pub async fn commit_routing(&self, ticket: RoutingTicket) -> Result<RoutingRecord, ApiError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        journal_ticket(&self.engine, &*self.journal, ticket, move |result| {
+            let _ = tx.send(result.map(|t| t.record).map_err(|e| e.to_string()));
+        });
+        let store = self.store.clone();
+        let task = tokio::spawn(async move {
+            match rx.await {
+                Ok(Ok(record)) => {
+                    store.apply_routing(&record);
+                    Ok(record)
+                }
+                Ok(Err(why)) => Err(why),
+                Err(_dropped) => Err("the journal dropped the change".to_string()),
+            }
+        });
+        match tokio::time::timeout(self.durable_wait, task).await {
+            Ok(Ok(Ok(record))) => Ok(record),
+            Ok(Ok(Err(why))) => Err(not_durable(why)),
+            Ok(Err(join)) => Err(not_durable(format!("the commit task failed: {join}"))),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::PersistenceUnavailable,
+                "the change is not confirmed durable yet; it applies if it is stored",
+            )),
+        }
+    }
+
     /// Appends `event`, waits until it is durable, then runs `apply`, all in
     /// a task of its own: a client that goes away cannot leave a durable
     /// change unapplied. The turn is held until the change is applied.
@@ -143,13 +180,7 @@ impl Admin {
         let callback = Box::new(move |result: Result<u64, leadex_engine::JournalError>| {
             let _ = tx.send(result.map_err(|e| e.to_string()));
         });
-        let unavailable = |why: String| {
-            tracing::warn!(reason = %why, "admin change not made durable");
-            ApiError::new(
-                ErrorCode::PersistenceUnavailable,
-                "the change could not be made durable; nothing changed, retry later",
-            )
-        };
+        let unavailable = not_durable;
         self.journal
             .append(vec![event], Some(callback))
             .map_err(|e| unavailable(e.to_string()))?;
@@ -172,6 +203,15 @@ impl Admin {
             )),
         }
     }
+}
+
+/// 503 for a change the journal refused or failed: nothing changed.
+fn not_durable(why: String) -> ApiError {
+    tracing::warn!(reason = %why, "admin change not made durable");
+    ApiError::new(
+        ErrorCode::PersistenceUnavailable,
+        "the change could not be made durable; nothing changed, retry later",
+    )
 }
 
 /// The caller, from `Authorization: Bearer <key>`.

@@ -1,6 +1,9 @@
 //! Agents and teams of a buyer account: the records lead routing reads
 //! (licences by state and line, carrier appointments, captive carrier,
-//! languages, capacity, schedule, manager, team).
+//! languages, capacity, schedule, manager, team, specializations,
+//! performance, quality tier, links). Each change is the engine's
+//! (`MarketChange::PutAgent`, `PutTeam`: the agent graph is rebuilt), with
+//! the admin record and its audit entry in the same journal record's note.
 
 use crate::admin::{not_found, Principal};
 use crate::audit;
@@ -8,11 +11,14 @@ use crate::crm::check_id;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::json::{ApiJson, ApiQuery};
 use crate::keys::Role;
+use crate::market::preview;
 use crate::records::*;
 use crate::store::{AdminChange, AdminPayload};
 use crate::AppState;
 use axum::extract::{Path, State};
 use axum::Json;
+use leadex_engine::event::MarketChange;
+use leadex_engine::routing::spec::{LinkSpec, PerformanceSpec};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
@@ -69,6 +75,23 @@ pub(crate) struct AgentInput {
     /// Takes leads (default true).
     #[serde(default = "yes")]
     active: bool,
+    /// Verticals the agent specializes in (routing favours them).
+    #[serde(default)]
+    specializations: Vec<leadex_engine::lead::Vertical>,
+    /// Performance: overall conversion (basis points, 0 to 10000), median
+    /// response (seconds), rating (hundredths of a star, 0 to 500), and
+    /// conversion by vertical and lead score tier.
+    #[serde(default)]
+    performance: PerformanceSpec,
+    /// The lead score tier the agent serves best: 0 (the best leads) to 3.
+    #[serde(default)]
+    #[schema(maximum = 3)]
+    quality_tier: u8,
+    /// Referral and mentorship links to other agents of the account (at
+    /// most 64; strength 1 to 10000 basis points).
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    links: Vec<LinkSpec>,
 }
 
 fn yes() -> bool {
@@ -182,6 +205,8 @@ fn validate_agent(state: &AppState, input: &AgentInput, tenant: &str) -> Result<
 }
 
 /// Creates or replaces an agent (admin, buyer or manager of the account).
+/// The agent is routable at once: the change is the engine's
+/// (`PutAgent`), validated as the engine validates it.
 #[utoipa::path(post, path = "/v1/agents", tag = "agents", request_body = AgentInput, security(("bearer" = [])),
     responses(
         (status = 200, description = "Stored", body = Agent),
@@ -225,7 +250,13 @@ pub(crate) async fn put_agent(
         manager_id: input.manager_id,
         team_id: input.team_id,
         active: input.active,
+        specializations: input.specializations,
+        performance: input.performance,
+        quality_tier: input.quality_tier,
+        links: input.links,
     };
+    let change = MarketChange::PutAgent(Box::new(crate::routing::agent_spec(&agent)));
+    preview(&state, &change)?;
     let payload = AdminPayload::one(AdminChange::AgentPut {
         agent: agent.clone(),
     })
@@ -236,7 +267,7 @@ pub(crate) async fn put_agent(
         before.as_ref(),
         Some(&agent),
     ));
-    state.admin.commit(turn, payload).await?;
+    state.admin.commit_market(turn, change, payload).await?;
     Ok(Json(agent))
 }
 
@@ -363,6 +394,8 @@ pub(crate) async fn put_team(
         name: input.name.trim().to_string(),
         manager_id: input.manager_id,
     };
+    let change = MarketChange::PutTeam(crate::routing::team_spec(&team));
+    preview(&state, &change)?;
     let payload =
         AdminPayload::one(AdminChange::TeamPut { team: team.clone() }).audited(audit::entry(
             &caller,
@@ -371,7 +404,7 @@ pub(crate) async fn put_team(
             before.as_ref(),
             Some(&team),
         ));
-    state.admin.commit(turn, payload).await?;
+    state.admin.commit_market(turn, change, payload).await?;
     Ok(Json(team))
 }
 

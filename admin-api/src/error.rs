@@ -30,6 +30,17 @@ pub enum ErrorCode {
     ReturnLimitReached,
     /// 409: the lead was returned already.
     AlreadyReturned,
+    /// 409: another change of the assignment is being stored; retry.
+    AssignmentBusy,
+    /// 409: the assignment is not offered (accept, reject) or not open
+    /// (close); the message says its status.
+    AssignmentNotOffered,
+    /// 409: the assignment is offered to or held by another agent than the
+    /// one named.
+    WrongAgent,
+    /// 503: a bounded store of the server is full (open assignments);
+    /// retry later.
+    Overloaded,
     /// 405: the route exists but not with this method.
     MethodNotAllowed,
     /// 413: the body is larger than `admin.body_limit_bytes`.
@@ -48,11 +59,15 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for documentation and tests.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Conflict,
         ErrorCode::ReturnWindowClosed,
         ErrorCode::ReturnLimitReached,
         ErrorCode::AlreadyReturned,
+        ErrorCode::AssignmentBusy,
+        ErrorCode::AssignmentNotOffered,
+        ErrorCode::WrongAgent,
+        ErrorCode::Overloaded,
         ErrorCode::InvalidJson,
         ErrorCode::InvalidField,
         ErrorCode::Unauthorized,
@@ -78,7 +93,11 @@ impl ErrorCode {
             ErrorCode::Conflict
             | ErrorCode::ReturnWindowClosed
             | ErrorCode::ReturnLimitReached
-            | ErrorCode::AlreadyReturned => StatusCode::CONFLICT,
+            | ErrorCode::AlreadyReturned
+            | ErrorCode::AssignmentBusy
+            | ErrorCode::AssignmentNotOffered
+            | ErrorCode::WrongAgent => StatusCode::CONFLICT,
+            ErrorCode::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ErrorCode::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -22,6 +22,12 @@
 //!   and the first admin key at first start ([`bootstrap_admin_key`]).
 //!   Every change is an `Event::Admin` record in the journal, applied once
 //!   durable ([`Admin::commit`]), and kept in snapshots.
+//! - lead routing: agents and teams (`/v1/agents`, `/v1/teams`) and each
+//!   agency's policy (`/v1/agencies/{id}/routing`) are the engine's
+//!   (`MarketChange::PutAgent`, `PutTeam`, `PutAgency`); assignments
+//!   (`/v1/assignments`) are the engine's decisions, journaled as
+//!   `Event::Routing` records ([`Admin::commit_routing`]), kept by the
+//!   store with their history and sent as `assignment.*` webhooks.
 //!
 //! ```
 //! # async fn demo() {
@@ -46,6 +52,7 @@
 pub mod admin;
 mod agents;
 mod api_keys;
+mod assignments;
 mod audit;
 pub mod crm;
 pub mod error;
@@ -55,6 +62,7 @@ mod leads;
 mod market;
 pub mod records;
 pub mod reports;
+pub mod routing;
 pub mod store;
 pub mod webhook;
 pub mod webhooks;
@@ -213,6 +221,13 @@ async fn openapi_json() -> Response {
         agents::get_agent,
         agents::put_team,
         agents::list_teams,
+        assignments::get_routing,
+        assignments::put_routing,
+        assignments::list,
+        assignments::get,
+        assignments::accept,
+        assignments::reject,
+        assignments::close,
         webhooks::create,
         webhooks::list,
         webhooks::get,
@@ -254,6 +269,20 @@ async fn openapi_json() -> Response {
         crm::PolicyCreated,
         agents::AgentInput,
         agents::TeamInput,
+        assignments::AgencyRoutingInput,
+        assignments::AssignmentPage,
+        assignments::Decision,
+        records::Assignment,
+        records::AssignmentStatus,
+        records::Transition,
+        records::TransitionKind,
+        leadex_engine::routing::spec::AgencySpec,
+        leadex_engine::routing::spec::Strategy,
+        leadex_engine::routing::spec::Weights,
+        leadex_engine::routing::spec::PerformanceSpec,
+        leadex_engine::routing::spec::SuccessSpec,
+        leadex_engine::routing::spec::LinkSpec,
+        leadex_engine::routing::spec::LinkKind,
         webhooks::WebhookView,
         webhooks::WebhookInput,
         webhooks::CreatedWebhook,
@@ -275,6 +304,7 @@ async fn openapi_json() -> Response {
         (name = "leads", description = "Purchased leads, returns, and the CRM pipeline"),
         (name = "crm", description = "Quotes, policies, commissions and commission plans"),
         (name = "agents", description = "Agents and teams of a buyer account"),
+        (name = "routing", description = "Agency routing policies, and the assignments of leads to agents with their history"),
         (name = "webhooks", description = "Webhook subscriptions and their delivery logs"),
         (name = "audit", description = "The audit log of every mutation"),
         (name = "reports", description = "Per campaign, per seller, and the funnel by vertical and day")
@@ -501,6 +531,15 @@ fn routes(router: Router<AppState>) -> Router<AppState> {
         )
         .route("/v1/agents/{id}", get(agents::get_agent))
         .route("/v1/teams", get(agents::list_teams).post(agents::put_team))
+        .route(
+            "/v1/agencies/{id}/routing",
+            get(assignments::get_routing).put(assignments::put_routing),
+        )
+        .route("/v1/assignments", get(assignments::list))
+        .route("/v1/assignments/{id}", get(assignments::get))
+        .route("/v1/assignments/{id}/accept", post(assignments::accept))
+        .route("/v1/assignments/{id}/reject", post(assignments::reject))
+        .route("/v1/assignments/{id}/close", post(assignments::close))
         .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
         .route(
             "/v1/webhooks/{id}",

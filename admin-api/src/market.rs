@@ -31,7 +31,7 @@ use utoipa::{IntoParams, ToSchema};
 
 /// A spec error as an API error: the field is the path inside the record
 /// (`campaigns[3].caps.daily.leads` becomes `caps.daily.leads`).
-fn spec_error(e: SpecError) -> ApiError {
+pub(crate) fn spec_error(e: SpecError) -> ApiError {
     let field = match e.path.split_once('.') {
         Some((_, rest)) => rest.to_string(),
         None => e.path.clone(),
@@ -41,7 +41,10 @@ fn spec_error(e: SpecError) -> ApiError {
 }
 
 /// Checks a change against the marketplace in force.
-fn preview(state: &AppState, change: &MarketChange) -> Result<MarketplaceSpec, ApiError> {
+pub(crate) fn preview(
+    state: &AppState,
+    change: &MarketChange,
+) -> Result<MarketplaceSpec, ApiError> {
     state
         .admin
         .engine

@@ -395,6 +395,19 @@ pub struct Agent {
     pub team_id: Option<String>,
     /// Takes leads.
     pub active: bool,
+    /// Verticals the agent specializes in.
+    #[serde(default)]
+    pub specializations: Vec<leadex_engine::lead::Vertical>,
+    /// How the agent performs: conversion, response time, rating, and
+    /// conversion by vertical and lead score tier.
+    #[serde(default)]
+    pub performance: leadex_engine::routing::spec::PerformanceSpec,
+    /// The lead score tier the agent serves best: 0 (the best leads) to 3.
+    #[serde(default)]
+    pub quality_tier: u8,
+    /// Referral and mentorship links to other agents of the account.
+    #[serde(default)]
+    pub links: Vec<leadex_engine::routing::spec::LinkSpec>,
 }
 
 /// A team of agents.
@@ -408,6 +421,118 @@ pub struct Team {
     pub name: String,
     /// The team's manager (an agent id).
     pub manager_id: Option<String>,
+}
+
+/// Where an assignment stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentStatus {
+    /// Offered to `agent_id`, waiting for an answer until
+    /// `offer_expires_at_ms`.
+    Offered,
+    /// Accepted by `agent_id`.
+    Accepted,
+    /// No agent could take it (terminal).
+    Unassigned,
+    /// Closed (terminal).
+    Closed,
+}
+
+impl AssignmentStatus {
+    /// Offered or accepted: it can still change.
+    pub fn is_open(self) -> bool {
+        matches!(self, AssignmentStatus::Offered | AssignmentStatus::Accepted)
+    }
+}
+
+/// What happened to an assignment at one step of its history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    /// The lead was routed (followed by `offered` or `unassigned`).
+    Created,
+    /// Offered to `agent_id` (the first offer, or the next candidate's).
+    Offered,
+    /// `agent_id` accepted it.
+    Accepted,
+    /// `agent_id` rejected the offer.
+    Rejected,
+    /// `agent_id`'s offer lapsed unaccepted.
+    Expired,
+    /// Offered to the manager `agent_id` after too many failed offers.
+    Escalated,
+    /// `agent_id` closed it (worked, or withdrawn while offered).
+    Closed,
+    /// No agent could take it.
+    Unassigned,
+}
+
+impl TransitionKind {
+    /// The webhook event of this step; `offered` has none (the record of
+    /// the step before it, `created`, `rejected` or `expired`, names the
+    /// new agent).
+    pub fn webhook_event(self) -> Option<WebhookEvent> {
+        Some(match self {
+            TransitionKind::Created => WebhookEvent::AssignmentCreated,
+            TransitionKind::Offered => return None,
+            TransitionKind::Accepted => WebhookEvent::AssignmentAccepted,
+            TransitionKind::Rejected => WebhookEvent::AssignmentRejected,
+            TransitionKind::Expired => WebhookEvent::AssignmentExpired,
+            TransitionKind::Escalated => WebhookEvent::AssignmentEscalated,
+            TransitionKind::Closed => WebhookEvent::AssignmentClosed,
+            TransitionKind::Unassigned => WebhookEvent::AssignmentUnassigned,
+        })
+    }
+}
+
+/// One step of an assignment's history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Transition {
+    /// The version of the assignment the step made (one journal record
+    /// makes one version, and one or two steps: `rejected` then `offered`).
+    pub version: u32,
+    /// When, Unix ms.
+    pub at_ms: i64,
+    /// What happened.
+    pub kind: TransitionKind,
+    /// The agent concerned, if any.
+    pub agent_id: Option<String>,
+}
+
+/// A lead routed to the agents of an agency (a buyer account), with its
+/// history. Kept for open and terminal assignments (see
+/// [`crate::store::ASSIGNMENTS_TERMINAL_KEPT`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Assignment {
+    /// Assignment id (`a_` and 32 hex digits).
+    pub id: String,
+    /// The agency: the buyer account whose agents it is routed to.
+    pub tenant: String,
+    /// The exchange's lead id, for a lead the exchange sold.
+    pub lead_id: Option<String>,
+    /// The caller's reference for the lead, if any.
+    pub reference: Option<String>,
+    /// Status.
+    pub status: AssignmentStatus,
+    /// The agent it is offered to or held by; for a closed one, the agent
+    /// that held it last; none when unassigned.
+    pub agent_id: Option<String>,
+    /// True once offered to a manager after failed offers.
+    pub escalated: bool,
+    /// Offers rejected or expired so far.
+    pub failures: u8,
+    /// When the current offer lapses, Unix ms (offered only).
+    pub offer_expires_at_ms: Option<i64>,
+    /// Version: the number of journal records applied.
+    pub version: u32,
+    /// Created, Unix ms.
+    pub created_at_ms: i64,
+    /// Last change, Unix ms.
+    pub updated_at_ms: i64,
+    /// Every step, oldest first (at most
+    /// [`crate::store::ASSIGNMENT_HISTORY_MAX`]: past it the oldest steps
+    /// after `created` are dropped).
+    pub history: Vec<Transition>,
 }
 
 /// A traffic source of a seller.
@@ -444,6 +569,27 @@ pub enum WebhookEvent {
     /// A commission was approved.
     #[serde(rename = "commission.approved")]
     CommissionApproved,
+    /// A lead was routed: an assignment was made (offered, or unassigned).
+    #[serde(rename = "assignment.created")]
+    AssignmentCreated,
+    /// An agent accepted an assignment.
+    #[serde(rename = "assignment.accepted")]
+    AssignmentAccepted,
+    /// An agent rejected an assignment (it is offered on, or unassigned).
+    #[serde(rename = "assignment.rejected")]
+    AssignmentRejected,
+    /// An offer lapsed unaccepted (it is offered on, or unassigned).
+    #[serde(rename = "assignment.expired")]
+    AssignmentExpired,
+    /// An assignment was escalated to a manager.
+    #[serde(rename = "assignment.escalated")]
+    AssignmentEscalated,
+    /// An assignment was closed.
+    #[serde(rename = "assignment.closed")]
+    AssignmentClosed,
+    /// No agent could take an assignment.
+    #[serde(rename = "assignment.unassigned")]
+    AssignmentUnassigned,
 }
 
 impl WebhookEvent {
@@ -456,6 +602,13 @@ impl WebhookEvent {
             WebhookEvent::QuoteCreated => "quote.created",
             WebhookEvent::PolicyCreated => "policy.created",
             WebhookEvent::CommissionApproved => "commission.approved",
+            WebhookEvent::AssignmentCreated => "assignment.created",
+            WebhookEvent::AssignmentAccepted => "assignment.accepted",
+            WebhookEvent::AssignmentRejected => "assignment.rejected",
+            WebhookEvent::AssignmentExpired => "assignment.expired",
+            WebhookEvent::AssignmentEscalated => "assignment.escalated",
+            WebhookEvent::AssignmentClosed => "assignment.closed",
+            WebhookEvent::AssignmentUnassigned => "assignment.unassigned",
         }
     }
 }
@@ -601,7 +754,7 @@ macro_rules! owned {
         }
     )+};
 }
-owned!(Quote, Policy, Commission, Agent, Team, Webhook);
+owned!(Quote, Policy, Commission, Agent, Team, Webhook, Assignment);
 
 /// The records of `account`, or every account's for `None` (an admin
 /// listing all), as [`crate::Principal::account`] resolves it: the one

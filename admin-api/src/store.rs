@@ -15,6 +15,7 @@ use crate::keys::{ApiKey, Role};
 use crate::records::*;
 use crate::reports::{PingSeen, PingTallies};
 use leadex_engine::event::{AdminRecord, LeadSold, MarketRecord};
+use leadex_engine::routing::assign::{RoutingChange, RoutingRecord};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -26,6 +27,25 @@ pub const EXTENSION: &str = "admin";
 /// Deliveries kept per subscription: the oldest finished ones are dropped
 /// past it (pending ones are never dropped).
 pub const DELIVERIES_KEPT_PER_WEBHOOK: usize = 1_000;
+
+/// Terminal assignments (closed, unassigned) kept: past it the one that
+/// ended first is forgotten. Open assignments are never dropped; the
+/// engine bounds them (`OPEN_ASSIGNMENTS_MAX`). With a history of at most
+/// [`ASSIGNMENT_HISTORY_MAX`] steps an assignment takes about 1 to 4 KiB,
+/// so the terminal ones take at most about 400 MiB, typically a tenth of
+/// it (a routed lead's history is created, offered, accepted, closed).
+pub const ASSIGNMENTS_TERMINAL_KEPT: usize = 100_000;
+
+/// Steps kept in one assignment's history: past it the oldest steps after
+/// `created` are dropped. The engine ends an assignment after at most
+/// `escalate_after` (at most 20) failed offers and one escalation, so a
+/// history is at most 46 steps and this bound is a safety net.
+pub const ASSIGNMENT_HISTORY_MAX: usize = 64;
+
+/// Routing records held back because they came before the version they
+/// follow (a live record of the admin API overtaking one of the server's
+/// feed): applied when that version arrives, dropped past this bound.
+pub const ROUTING_WAITING_MAX: usize = 10_000;
 
 /// One change, inside an [`AdminPayload`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -275,8 +295,22 @@ pub(crate) struct State {
     pub webhooks: BTreeMap<String, Webhook>,
     pub deliveries: BTreeMap<String, Delivery>,
     pub audit: Vec<AuditEntry>,
+    /// Assignments, open and terminal, by id.
+    #[serde(default)]
+    pub assignments: BTreeMap<String, Assignment>,
     #[serde(skip)]
     pub by_hash: HashMap<String, String>,
+    /// Assignments by (created at, id): the list's order and cursor.
+    #[serde(skip)]
+    pub assignment_order: BTreeSet<(i64, String)>,
+    /// Terminal assignments by (ended at, id): the first is forgotten past
+    /// [`ASSIGNMENTS_TERMINAL_KEPT`].
+    #[serde(skip)]
+    pub assignments_ended: BTreeSet<(i64, String)>,
+    /// Routing records that came before the version they follow, by
+    /// (assignment id, version); see [`ROUTING_WAITING_MAX`].
+    #[serde(skip)]
+    pub routing_waiting: BTreeMap<(String, u32), RoutingRecord>,
     /// Only a carrier from a snapshot image into [`AdminStore::pings`]
     /// (restore moves it there; `image` writes the live tallies in its
     /// place): the tallies have their own lock so that counting a ping
@@ -292,6 +326,211 @@ impl State {
             .values()
             .map(|k| (k.secret_sha256.clone(), k.id.clone()))
             .collect();
+        self.assignment_order = self
+            .assignments
+            .values()
+            .map(|a| (a.created_at_ms, a.id.clone()))
+            .collect();
+        self.assignments_ended = self
+            .assignments
+            .values()
+            .filter(|a| !a.status.is_open())
+            .map(|a| (a.updated_at_ms, a.id.clone()))
+            .collect();
+    }
+
+    /// Applies a routing record if it is the next version of its
+    /// assignment (a `Created` record: version 1 of an unknown one); one
+    /// that comes early waits for the versions before it. True when it
+    /// applied.
+    fn apply_routing(&mut self, record: &RoutingRecord) -> bool {
+        let id = record.assignment_id.to_string();
+        let next = self.assignments.get(&id).map_or(1, |a| a.version + 1);
+        if record.version < next {
+            return false;
+        }
+        if record.version > next {
+            if self.routing_waiting.len() < ROUTING_WAITING_MAX {
+                self.routing_waiting
+                    .insert((id, record.version), record.clone());
+            } else {
+                tracing::warn!(assignment = %id, version = record.version, "routing record dropped: too many records wait for an earlier version");
+            }
+            return false;
+        }
+        if !self.advance_assignment(&id, record) {
+            return false;
+        }
+        // The versions that came early, in order.
+        let mut version = record.version + 1;
+        while let Some(waiting) = self.routing_waiting.remove(&(id.clone(), version)) {
+            if !self.advance_assignment(&id, &waiting) {
+                break;
+            }
+            version += 1;
+        }
+        true
+    }
+
+    /// Applies `record`, the next version of assignment `id`, if its
+    /// transition fits the assignment's status (as the engine's own
+    /// replay checks it); emits the webhook events of the steps it makes.
+    fn advance_assignment(&mut self, id: &str, record: &RoutingRecord) -> bool {
+        let (version, at_ms) = (record.version, record.at_ms);
+        let step = |kind: TransitionKind, agent_id: Option<&String>| Transition {
+            version,
+            at_ms,
+            kind,
+            agent_id: agent_id.cloned(),
+        };
+        let mut steps = Vec::with_capacity(2);
+        match &record.change {
+            RoutingChange::Created {
+                agency_id,
+                lead_id,
+                reference,
+                offer,
+                lead: _,
+            } => {
+                if version != 1 || self.assignments.contains_key(id) {
+                    return false;
+                }
+                steps.push(step(TransitionKind::Created, None));
+                steps.push(match offer {
+                    Some(o) if o.escalated => step(TransitionKind::Escalated, Some(&o.agent_id)),
+                    Some(o) => step(TransitionKind::Offered, Some(&o.agent_id)),
+                    None => step(TransitionKind::Unassigned, None),
+                });
+                let assignment = Assignment {
+                    id: id.to_string(),
+                    tenant: agency_id.clone(),
+                    lead_id: lead_id.map(|l| l.to_string()),
+                    reference: reference.clone(),
+                    status: if offer.is_some() {
+                        AssignmentStatus::Offered
+                    } else {
+                        AssignmentStatus::Unassigned
+                    },
+                    agent_id: offer.as_ref().map(|o| o.agent_id.clone()),
+                    escalated: offer.as_ref().is_some_and(|o| o.escalated),
+                    failures: 0,
+                    offer_expires_at_ms: offer.as_ref().map(|o| o.expires_at_ms),
+                    version: 1,
+                    created_at_ms: at_ms,
+                    updated_at_ms: at_ms,
+                    history: Vec::new(),
+                };
+                self.assignment_order.insert((at_ms, id.to_string()));
+                self.assignments.insert(id.to_string(), assignment);
+            }
+            change => {
+                let Some(a) = self.assignments.get_mut(id) else {
+                    return false;
+                };
+                if version != a.version + 1 {
+                    return false;
+                }
+                let held = a.agent_id.as_ref();
+                match change {
+                    RoutingChange::Created { .. } => return false,
+                    RoutingChange::Accepted { agent_id } => {
+                        if a.status != AssignmentStatus::Offered || held != Some(agent_id) {
+                            return false;
+                        }
+                        a.status = AssignmentStatus::Accepted;
+                        a.offer_expires_at_ms = None;
+                        steps.push(step(TransitionKind::Accepted, Some(agent_id)));
+                    }
+                    RoutingChange::Declined {
+                        agent_id,
+                        expired,
+                        next,
+                    } => {
+                        if a.status != AssignmentStatus::Offered || held != Some(agent_id) {
+                            return false;
+                        }
+                        a.failures = a.failures.saturating_add(1);
+                        let kind = if *expired {
+                            TransitionKind::Expired
+                        } else {
+                            TransitionKind::Rejected
+                        };
+                        steps.push(step(kind, Some(agent_id)));
+                        match next {
+                            Some(o) => {
+                                a.agent_id = Some(o.agent_id.clone());
+                                a.offer_expires_at_ms = Some(o.expires_at_ms);
+                                a.escalated |= o.escalated;
+                                let kind = if o.escalated {
+                                    TransitionKind::Escalated
+                                } else {
+                                    TransitionKind::Offered
+                                };
+                                steps.push(step(kind, Some(&o.agent_id)));
+                            }
+                            None => {
+                                a.status = AssignmentStatus::Unassigned;
+                                a.agent_id = None;
+                                a.offer_expires_at_ms = None;
+                                steps.push(step(TransitionKind::Unassigned, None));
+                            }
+                        }
+                    }
+                    RoutingChange::Closed { agent_id } => {
+                        if !a.status.is_open() || held != Some(agent_id) {
+                            return false;
+                        }
+                        a.status = AssignmentStatus::Closed;
+                        a.offer_expires_at_ms = None;
+                        steps.push(step(TransitionKind::Closed, Some(agent_id)));
+                    }
+                }
+                a.version = version;
+                a.updated_at_ms = at_ms;
+            }
+        }
+        let a = self
+            .assignments
+            .get_mut(id)
+            .expect("invariant: the assignment was found or inserted above");
+        for s in &steps {
+            if a.history.len() >= ASSIGNMENT_HISTORY_MAX {
+                a.history.remove(1);
+            }
+            a.history.push(s.clone());
+        }
+        let (tenant, data, ended) = (
+            a.tenant.clone(),
+            serde_json::to_value(&*a).unwrap_or_default(),
+            !a.status.is_open(),
+        );
+        for s in &steps {
+            if let Some(event) = s.kind.webhook_event() {
+                let event_id = format!("{id}.{version}.{}", wire_name(&s.kind));
+                self.emit(&tenant, event, &event_id, at_ms, data.clone());
+            }
+        }
+        if ended {
+            self.assignments_ended.insert((at_ms, id.to_string()));
+            self.forget_ended(ASSIGNMENTS_TERMINAL_KEPT);
+        }
+        true
+    }
+
+    /// Forgets the terminal assignments that ended first, past `kept`.
+    /// A forgotten assignment's records change nothing if they come again
+    /// (a transition finds no assignment), except its `Created` record,
+    /// which would make it anew: journal replay never brings one back
+    /// that old (a snapshot's tail starts after its position).
+    fn forget_ended(&mut self, kept: usize) {
+        while self.assignments_ended.len() > kept {
+            let Some((_, old)) = self.assignments_ended.pop_first() else {
+                break;
+            };
+            if let Some(gone) = self.assignments.remove(&old) {
+                self.assignment_order.remove(&(gone.created_at_ms, old));
+            }
+        }
     }
 
     pub(crate) fn purchase_mut(&mut self, lead_id: &str, buyer_id: &str) -> Option<&mut Purchase> {
@@ -673,8 +912,9 @@ pub enum Feed {
     Sale(Box<LeadSold>),
     /// A journaled ping answered with bids.
     Ping(PingSeen),
-    /// A committed transition of an assignment.
-    Routing(Box<leadex_engine::routing::assign::RoutingRecord>),
+    /// A committed transition of an assignment (routed, accepted,
+    /// declined or expired and offered on, closed).
+    Routing(Box<RoutingRecord>),
 }
 
 impl AdminStore {
@@ -723,7 +963,45 @@ impl AdminStore {
                 self.record_sale(sold);
             }
             Feed::Ping(ping) => self.record_ping(ping),
-            Feed::Routing(_) => {}
+            Feed::Routing(record) => {
+                self.apply_routing(record);
+            }
+        }
+    }
+
+    /// Applies a committed routing record (live from the feed or the
+    /// assignment routes, or on replay): the assignment's state and
+    /// history, and the webhook deliveries of its steps. Idempotent by
+    /// (assignment, version): only the next version of an assignment
+    /// applies; a copy changes nothing, and a record that comes before the
+    /// version it follows waits for it. True when it applied.
+    pub fn apply_routing(&self, record: &RoutingRecord) -> bool {
+        self.state.write().apply_routing(record)
+    }
+
+    /// An assignment by id.
+    pub fn assignment(&self, id: &str) -> Option<Assignment> {
+        self.state.read().assignments.get(id).cloned()
+    }
+
+    /// The agents and teams of this store as the engine's routing spec
+    /// (agency policies are the engine's alone: none here). For a state
+    /// restored from a snapshot taken before the engine kept routing,
+    /// whose agents and teams were admin records only.
+    pub fn routing_spec(&self) -> leadex_engine::routing::spec::RoutingSpec {
+        let state = self.state.read();
+        leadex_engine::routing::spec::RoutingSpec {
+            agents: state
+                .agents
+                .values()
+                .map(crate::routing::agent_spec)
+                .collect(),
+            agencies: Vec::new(),
+            teams: state
+                .teams
+                .values()
+                .map(crate::routing::team_spec)
+                .collect(),
         }
     }
 
@@ -907,6 +1185,378 @@ mod tests {
                 ..bad
             })
             .is_err());
+    }
+
+    mod routing {
+        use super::*;
+        use leadex_engine::lead::{UsState, Vertical, Zip};
+        use leadex_engine::routing::assign::{AssignmentId, Offer, RouteLead};
+
+        const ID: AssignmentId = AssignmentId(0xab);
+
+        fn offer(agent: &str, escalated: bool) -> Offer {
+            Offer {
+                agent_id: agent.into(),
+                expires_at_ms: 1_000,
+                escalated,
+            }
+        }
+
+        fn created(offer: Option<Offer>) -> RoutingRecord {
+            RoutingRecord {
+                assignment_id: ID,
+                version: 1,
+                at_ms: 10,
+                change: RoutingChange::Created {
+                    agency_id: "acme".into(),
+                    lead_id: Some(leadex_engine::LeadId(7)),
+                    reference: Some("ref".into()),
+                    lead: RouteLead {
+                        vertical: Vertical::Auto,
+                        state: UsState::parse("CA").unwrap(),
+                        zip: Zip::parse("90210").unwrap(),
+                        current_carrier: None,
+                        language: None,
+                        score_tier: 0,
+                        referring_agent: None,
+                    },
+                    offer,
+                },
+            }
+        }
+
+        fn next(version: u32, change: RoutingChange) -> RoutingRecord {
+            RoutingRecord {
+                assignment_id: ID,
+                version,
+                at_ms: 10 + i64::from(version),
+                change,
+            }
+        }
+
+        /// Created (offered to a1), rejected by a1 and offered to a2,
+        /// accepted by a2, closed by a2.
+        fn lifecycle() -> Vec<RoutingRecord> {
+            vec![
+                created(Some(offer("a1", false))),
+                next(
+                    2,
+                    RoutingChange::Declined {
+                        agent_id: "a1".into(),
+                        expired: false,
+                        next: Some(offer("a2", false)),
+                    },
+                ),
+                next(
+                    3,
+                    RoutingChange::Accepted {
+                        agent_id: "a2".into(),
+                    },
+                ),
+                next(
+                    4,
+                    RoutingChange::Closed {
+                        agent_id: "a2".into(),
+                    },
+                ),
+            ]
+        }
+
+        fn kinds(a: &Assignment) -> Vec<(u32, TransitionKind, Option<&str>)> {
+            a.history
+                .iter()
+                .map(|t| (t.version, t.kind, t.agent_id.as_deref()))
+                .collect()
+        }
+
+        /// A store with a webhook of `acme` subscribed to every
+        /// assignment event.
+        fn subscribed() -> AdminStore {
+            let store = AdminStore::default();
+            let events = vec![
+                WebhookEvent::AssignmentCreated,
+                WebhookEvent::AssignmentAccepted,
+                WebhookEvent::AssignmentRejected,
+                WebhookEvent::AssignmentExpired,
+                WebhookEvent::AssignmentEscalated,
+                WebhookEvent::AssignmentClosed,
+                WebhookEvent::AssignmentUnassigned,
+            ];
+            let webhook = Webhook {
+                id: "w_1".into(),
+                tenant: "acme".into(),
+                url: "https://example.com/hook".into(),
+                events,
+                secret: "s".into(),
+                created_at_ms: 1,
+                deleted_at_ms: None,
+            };
+            store
+                .apply(&record(
+                    &AdminPayload::one(AdminChange::WebhookCreated { webhook }),
+                    1,
+                ))
+                .unwrap();
+            store
+        }
+
+        fn deliveries(store: &AdminStore) -> Vec<(String, WebhookEvent)> {
+            store.read(|s| {
+                let mut d: Vec<_> = s
+                    .deliveries
+                    .values()
+                    .map(|d| (d.id.clone(), d.event))
+                    .collect();
+                d.sort_by_key(|(_, e)| e.as_str());
+                d
+            })
+        }
+
+        #[test]
+        fn records_build_the_assignment_and_its_history_once_each() {
+            let store = AdminStore::default();
+            let records = lifecycle();
+            assert!(store.apply_routing(&records[0]));
+            let a = store.assignment(&ID.to_string()).unwrap();
+            assert_eq!(
+                (a.status, a.agent_id.as_deref(), a.offer_expires_at_ms),
+                (AssignmentStatus::Offered, Some("a1"), Some(1_000))
+            );
+            assert_eq!(a.lead_id, Some(leadex_engine::LeadId(7).to_string()));
+            assert!(!store.apply_routing(&records[0]), "a copy of Created");
+            assert!(store.apply_routing(&records[1]));
+            assert!(!store.apply_routing(&records[1]), "a copy of version 2");
+            assert!(store.apply_routing(&records[2]));
+            assert!(store.apply_routing(&records[3]));
+            let a = store.assignment(&ID.to_string()).unwrap();
+            assert_eq!(
+                (a.status, a.agent_id.as_deref(), a.failures, a.version),
+                (AssignmentStatus::Closed, Some("a2"), 1, 4)
+            );
+            assert_eq!((a.created_at_ms, a.updated_at_ms), (10, 14));
+            assert_eq!(a.offer_expires_at_ms, None);
+            use TransitionKind::*;
+            assert_eq!(
+                kinds(&a),
+                vec![
+                    (1, Created, None),
+                    (1, Offered, Some("a1")),
+                    (2, Rejected, Some("a1")),
+                    (2, Offered, Some("a2")),
+                    (3, Accepted, Some("a2")),
+                    (4, Closed, Some("a2")),
+                ]
+            );
+            for r in &records {
+                assert!(!store.apply_routing(r), "replayed again: nothing changes");
+            }
+            assert_eq!(store.assignment(&ID.to_string()).unwrap(), a);
+        }
+
+        #[test]
+        fn a_record_that_does_not_fit_the_status_or_the_agent_changes_nothing() {
+            let store = AdminStore::default();
+            store.apply_routing(&created(Some(offer("a1", false))));
+            let before = store.assignment(&ID.to_string());
+            for change in [
+                RoutingChange::Accepted {
+                    agent_id: "a2".into(),
+                },
+                RoutingChange::Closed {
+                    agent_id: "a2".into(),
+                },
+                RoutingChange::Declined {
+                    agent_id: "a9".into(),
+                    expired: true,
+                    next: None,
+                },
+            ] {
+                assert!(!store.apply_routing(&next(2, change)));
+            }
+            assert_eq!(store.assignment(&ID.to_string()), before);
+            // A transition of an assignment no Created record made.
+            let other = RoutingRecord {
+                assignment_id: AssignmentId(1),
+                ..next(
+                    1,
+                    RoutingChange::Closed {
+                        agent_id: "a1".into(),
+                    },
+                )
+            };
+            assert!(!store.apply_routing(&other));
+            assert!(store.assignment(&AssignmentId(1).to_string()).is_none());
+        }
+
+        #[test]
+        fn a_record_that_comes_early_waits_for_the_version_it_follows() {
+            let store = AdminStore::default();
+            let records = lifecycle();
+            store.apply_routing(&records[0]);
+            assert!(
+                !store.apply_routing(&records[3]),
+                "version 4 before 2 and 3"
+            );
+            assert!(!store.apply_routing(&records[2]), "version 3 before 2");
+            assert_eq!(store.assignment(&ID.to_string()).unwrap().version, 1);
+            assert!(store.apply_routing(&records[1]));
+            let a = store.assignment(&ID.to_string()).unwrap();
+            assert_eq!((a.version, a.status), (4, AssignmentStatus::Closed));
+            assert!(store.read(|s| s.routing_waiting.is_empty()));
+        }
+
+        #[test]
+        fn expiry_escalation_and_unassignment_are_steps_of_their_own() {
+            let store = AdminStore::default();
+            store.apply_routing(&created(Some(offer("a1", false))));
+            store.apply_routing(&next(
+                2,
+                RoutingChange::Declined {
+                    agent_id: "a1".into(),
+                    expired: true,
+                    next: Some(offer("m1", true)),
+                },
+            ));
+            let a = store.assignment(&ID.to_string()).unwrap();
+            assert!(a.escalated);
+            store.apply_routing(&next(
+                3,
+                RoutingChange::Declined {
+                    agent_id: "m1".into(),
+                    expired: false,
+                    next: None,
+                },
+            ));
+            let a = store.assignment(&ID.to_string()).unwrap();
+            use TransitionKind::*;
+            assert_eq!(
+                kinds(&a)[2..],
+                [
+                    (2, Expired, Some("a1")),
+                    (2, Escalated, Some("m1")),
+                    (3, Rejected, Some("m1")),
+                    (3, Unassigned, None),
+                ]
+            );
+            assert_eq!(
+                (a.status, a.agent_id, a.failures),
+                (AssignmentStatus::Unassigned, None, 2)
+            );
+            // Routed with no agent to take it: unassigned at once.
+            let store = AdminStore::default();
+            store.apply_routing(&created(None));
+            let a = store.assignment(&ID.to_string()).unwrap();
+            assert_eq!(a.status, AssignmentStatus::Unassigned);
+            assert_eq!(kinds(&a), vec![(1, Created, None), (1, Unassigned, None)]);
+        }
+
+        #[test]
+        fn each_step_is_one_webhook_delivery_with_a_stable_id() {
+            let store = subscribed();
+            for r in lifecycle() {
+                store.apply_routing(&r);
+            }
+            let sent = deliveries(&store);
+            let events: Vec<&str> = sent.iter().map(|(_, e)| e.as_str()).collect();
+            assert_eq!(
+                events,
+                vec![
+                    "assignment.accepted",
+                    "assignment.closed",
+                    "assignment.created",
+                    "assignment.rejected",
+                ],
+                "one per step; an offer has no event of its own"
+            );
+            let body = store.read(|s| {
+                s.deliveries
+                    .values()
+                    .find(|d| d.event == WebhookEvent::AssignmentRejected)
+                    .unwrap()
+                    .body
+                    .clone()
+            });
+            let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(body["type"], "assignment.rejected");
+            assert_eq!(body["data"]["id"], ID.to_string());
+            assert_eq!(
+                body["data"]["agent_id"], "a2",
+                "the payload is the record after the step"
+            );
+            // The same records applied to another store (a replay) make the
+            // same delivery ids, and a replay over a restored image makes
+            // none anew.
+            let again = subscribed();
+            for r in lifecycle() {
+                again.apply_routing(&r);
+            }
+            assert_eq!(deliveries(&again), sent);
+            let restored = AdminStore::default();
+            restored.restore(&store.image()).unwrap();
+            for r in lifecycle() {
+                assert!(!restored.apply_routing(&r));
+            }
+            assert_eq!(deliveries(&restored), sent);
+        }
+
+        #[test]
+        fn assignments_survive_the_image_and_an_older_image_has_none() {
+            let store = AdminStore::default();
+            for r in &lifecycle()[..2] {
+                store.apply_routing(r);
+            }
+            let copy = AdminStore::default();
+            copy.restore(&store.image()).unwrap();
+            assert_eq!(copy.image(), store.image());
+            assert_eq!(
+                copy.read(|s| (s.assignment_order.len(), s.assignments_ended.len())),
+                (1, 0),
+                "the indexes are rebuilt"
+            );
+            assert!(copy.apply_routing(&lifecycle()[2]), "and it goes on");
+            let mut old: serde_json::Value = serde_json::from_slice(&store.image()).unwrap();
+            old.as_object_mut().unwrap().remove("assignments");
+            let older = AdminStore::default();
+            older.restore(&serde_json::to_vec(&old).unwrap()).unwrap();
+            assert!(older.assignment(&ID.to_string()).is_none());
+        }
+
+        #[test]
+        fn terminal_assignments_past_the_bound_are_forgotten_oldest_first() {
+            let store = AdminStore::default();
+            for n in 1..=3u128 {
+                let id = AssignmentId(n);
+                let at = |v: u32| 100 * n as i64 + i64::from(v);
+                store.apply_routing(&RoutingRecord {
+                    assignment_id: id,
+                    at_ms: at(1),
+                    ..created(Some(offer("a1", false)))
+                });
+                store.apply_routing(&RoutingRecord {
+                    assignment_id: id,
+                    at_ms: at(2),
+                    ..next(
+                        2,
+                        RoutingChange::Closed {
+                            agent_id: "a1".into(),
+                        },
+                    )
+                });
+            }
+            store.apply_routing(&created(Some(offer("a1", false))));
+            store.state.write().forget_ended(2);
+            let ids: Vec<String> = store.read(|s| s.assignments.keys().cloned().collect());
+            assert_eq!(
+                ids,
+                vec![
+                    AssignmentId(2).to_string(),
+                    AssignmentId(3).to_string(),
+                    ID.to_string()
+                ],
+                "the first to end is forgotten; an open one never is"
+            );
+            assert_eq!(store.read(|s| s.assignment_order.len()), 3);
+        }
     }
 
     #[test]

@@ -287,6 +287,12 @@ async fn the_openapi_document_is_3_1_and_lists_every_route() {
         "/v1/agents",
         "/v1/agents/{id}",
         "/v1/teams",
+        "/v1/agencies/{id}/routing",
+        "/v1/assignments",
+        "/v1/assignments/{id}",
+        "/v1/assignments/{id}/accept",
+        "/v1/assignments/{id}/reject",
+        "/v1/assignments/{id}/close",
         "/v1/webhooks",
         "/v1/webhooks/{id}",
         "/v1/webhooks/{id}/deliveries",
@@ -567,4 +573,355 @@ async fn a_change_the_journal_refuses_changes_nothing() {
     let error = bootstrap_admin_key(admin.clone(), None).await.unwrap_err();
     assert_eq!(error.code, ErrorCode::PersistenceUnavailable);
     assert!(admin.store.keys().is_empty());
+}
+
+/// Agents, teams and an agency's policy through the API land in the
+/// engine; a lead routed by the engine is rejected (offered to the next
+/// agent), accepted and closed through the API, each answer after its
+/// record is durable, with tenancy (404), agent (409) and status (409)
+/// refusals; a replay of the journal rebuilds the same store and routing.
+#[tokio::test]
+async fn assignments_are_rejected_accepted_and_closed_through_the_engine() {
+    use leadex_engine::routing::assign::RouteLead;
+    let journal = Arc::new(leadex_engine::MemoryJournal::default());
+    let now = Arc::new(std::sync::atomic::AtomicI64::new(1_700_000_000_000));
+    let admin = admin_over(journal.clone(), now);
+    let root = bootstrap_admin_key(admin.clone(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    let app = router(
+        AdminSettings::default(),
+        healthy(),
+        admin.clone(),
+        Default::default(),
+    );
+    let must = |status: StatusCode, v: &Value, want: StatusCode| {
+        assert_eq!(status, want, "{v}");
+    };
+    let (status, v) = as_key(
+        &app,
+        "POST",
+        "/v1/buyers",
+        Some(&root),
+        Some(r#"{"id":"bravo"}"#),
+    )
+    .await;
+    must(status, &v, StatusCode::CREATED);
+    let mut keys = std::collections::BTreeMap::new();
+    for (name, role, tenant) in [
+        ("buyer", "buyer", "acme"),
+        ("agent", "agent", "acme"),
+        ("bravo", "buyer", "bravo"),
+    ] {
+        let body = format!(r#"{{"name":"{name}","role":"{role}","tenant":"{tenant}"}}"#);
+        let (status, v) = as_key(&app, "POST", "/v1/keys", Some(&root), Some(&body)).await;
+        must(status, &v, StatusCode::CREATED);
+        keys.insert(name, v["secret"].as_str().unwrap().to_owned());
+    }
+    let (buyer, agent, bravo) = (
+        Some(keys["buyer"].as_str()),
+        Some(keys["agent"].as_str()),
+        Some(keys["bravo"].as_str()),
+    );
+
+    // Agents and a team: in the engine's routing spec, and in the store.
+    for body in [
+        r#"{"id":"m1","name":"Manager","capacity":5,"licences":[{"state":"CA","line":"personal_lines"}]}"#,
+        r#"{"id":"a1","name":"Ann","capacity":5,"manager_id":"m1","specializations":["auto"],
+            "performance":{"conversion_bps":1200,"rating_centi":450,
+              "success":[{"vertical":"auto","tier":0,"conversion_bps":2000}]},
+            "quality_tier":1,"licences":[{"state":"CA","line":"personal_lines"}]}"#,
+        r#"{"id":"a2","name":"Bob","capacity":5,"manager_id":"m1",
+            "links":[{"to":"a1","kind":"mentorship","strength_bps":5000}],
+            "licences":[{"state":"CA","line":"casualty"}]}"#,
+    ] {
+        let (status, v) = as_key(&app, "POST", "/v1/agents", buyer, Some(body)).await;
+        must(status, &v, StatusCode::OK);
+    }
+    let (status, v) = as_key(
+        &app,
+        "POST",
+        "/v1/teams",
+        buyer,
+        Some(r#"{"id":"t1","name":"Team","manager_id":"m1"}"#),
+    )
+    .await;
+    must(status, &v, StatusCode::OK);
+    let spec = admin.engine.router().spec();
+    let a1 = spec.agents.iter().find(|a| a.id == "a1").unwrap();
+    assert_eq!(
+        (
+            a1.agency_id.as_str(),
+            a1.quality_tier,
+            a1.performance.rating_centi
+        ),
+        ("acme", 1, 450)
+    );
+    assert_eq!(spec.teams.len(), 1);
+    let (_, v) = as_key(&app, "GET", "/v1/agents/a2", buyer, None).await;
+    assert_eq!(v["links"][0]["to"], "a1", "{v}");
+    // The engine's validation, field by field.
+    for (body, field) in [
+        (
+            r#"{"id":"a3","name":"C","capacity":1,"performance":{"conversion_bps":20000}}"#,
+            "performance.conversion_bps",
+        ),
+        (
+            r#"{"id":"a3","name":"C","capacity":1,"links":[{"to":"ghost","kind":"referral","strength_bps":10}]}"#,
+            "links[0].to",
+        ),
+        (
+            r#"{"id":"a3","name":"C","capacity":1,"quality_tier":4}"#,
+            "quality_tier",
+        ),
+        (r#"{"id":"a3","name":"C","capacity":0}"#, "capacity"),
+    ] {
+        let (status, v) = as_key(&app, "POST", "/v1/agents", buyer, Some(body)).await;
+        assert_eq!(
+            (status, code(&v), v["error"]["field"].as_str()),
+            (StatusCode::BAD_REQUEST, "invalid_field", Some(field)),
+            "{body}: {v}"
+        );
+    }
+
+    // The agency's policy: the defaults, then one set through the API.
+    let (status, v) = as_key(&app, "GET", "/v1/agencies/acme/routing", buyer, None).await;
+    must(status, &v, StatusCode::OK);
+    assert_eq!(
+        (v["strategy"].as_str(), v["offer_timeout_s"].as_u64()),
+        (Some("weighted"), Some(300))
+    );
+    let (status, v) = as_key(
+        &app,
+        "PUT",
+        "/v1/agencies/acme/routing",
+        buyer,
+        Some(r#"{"strategy":"least_loaded","offer_timeout_s":60,"escalate_after":2,"route_campaigns":["*"]}"#),
+    )
+    .await;
+    must(status, &v, StatusCode::OK);
+    let policy = &admin.engine.router().spec().agencies[0];
+    assert_eq!(
+        (
+            policy.id.as_str(),
+            policy.offer_timeout_s,
+            policy.escalate_after
+        ),
+        ("acme", 60, 2)
+    );
+    let (_, v) = as_key(&app, "GET", "/v1/agencies/acme/routing", buyer, None).await;
+    assert_eq!(v["strategy"], "least_loaded", "{v}");
+    for (key, path, body, want, want_code) in [
+        (
+            bravo,
+            "/v1/agencies/acme/routing",
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            agent,
+            "/v1/agencies/acme/routing",
+            None,
+            StatusCode::FORBIDDEN,
+            "forbidden",
+        ),
+        (
+            Some(root.as_str()),
+            "/v1/agencies/nope/routing",
+            None,
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            buyer,
+            "/v1/agencies/acme/routing",
+            Some(r#"{"route_campaigns":["nope"]}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+        (
+            buyer,
+            "/v1/agencies/acme/routing",
+            Some(r#"{"offer_timeout_s":5}"#),
+            StatusCode::BAD_REQUEST,
+            "invalid_field",
+        ),
+    ] {
+        let method = if body.is_some() { "PUT" } else { "GET" };
+        let (status, v) = as_key(&app, method, path, key, body).await;
+        assert_eq!(
+            (status, code(&v)),
+            (want, want_code),
+            "{method} {path} {body:?}: {v}"
+        );
+    }
+
+    // A lead routed by the engine (the route is another part of the
+    // server): journaled and applied through the admin API's commit.
+    let lead = RouteLead {
+        vertical: leadex_engine::lead::Vertical::Auto,
+        state: leadex_engine::lead::UsState::parse("CA").unwrap(),
+        zip: leadex_engine::lead::Zip::parse("90210").unwrap(),
+        current_carrier: None,
+        language: None,
+        score_tier: 0,
+        referring_agent: None,
+    };
+    let ticket = admin
+        .engine
+        .route_lead("acme", lead, None, Some("crm-1".into()))
+        .unwrap();
+    let record = admin.commit_routing(ticket).await.unwrap();
+    let id = record.assignment_id.to_string();
+    let one = format!("/v1/assignments/{id}");
+    let (status, v) = as_key(&app, "GET", &one, agent, None).await;
+    must(status, &v, StatusCode::OK);
+    assert_eq!(
+        (v["status"].as_str(), v["reference"].as_str()),
+        (Some("offered"), Some("crm-1"))
+    );
+    let first = v["agent_id"].as_str().unwrap().to_owned();
+
+    // Another account never learns it exists.
+    let (_, v) = as_key(&app, "GET", "/v1/assignments", bravo, None).await;
+    assert_eq!(v["assignments"], serde_json::json!([]), "{v}");
+    for (method, path) in [
+        ("GET", one.clone()),
+        ("POST", format!("{one}/accept")),
+        ("POST", format!("{one}/reject")),
+        ("POST", format!("{one}/close")),
+        ("GET", "/v1/assignments?buyer_id=acme".to_string()),
+    ] {
+        let (status, v) = as_key(&app, method, &path, bravo, None).await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{method} {path}: {v}"
+        );
+    }
+    let (_, v) = as_key(
+        &app,
+        "GET",
+        &format!("/v1/assignments?before={id}"),
+        bravo,
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["assignments"],
+        serde_json::json!([]),
+        "a foreign cursor: {v}"
+    );
+
+    // Reject, naming the wrong agent, then right: offered to the next one.
+    let (status, v) = as_key(
+        &app,
+        "POST",
+        &format!("{one}/reject"),
+        agent,
+        Some(r#"{"agent_id":"m1-not"}"#),
+    )
+    .await;
+    assert_eq!(
+        (status, code(&v)),
+        (StatusCode::CONFLICT, "wrong_agent"),
+        "{v}"
+    );
+    let body = format!(r#"{{"agent_id":"{first}"}}"#);
+    let (status, v) = as_key(&app, "POST", &format!("{one}/reject"), agent, Some(&body)).await;
+    must(status, &v, StatusCode::OK);
+    let second = v["agent_id"].as_str().unwrap().to_owned();
+    assert_ne!(second, first, "{v}");
+    assert_eq!(
+        (v["status"].as_str(), v["failures"].as_u64()),
+        (Some("offered"), Some(1))
+    );
+    let kinds: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["created", "offered", "rejected", "offered"], "{v}");
+
+    // Accept (no body: whoever it is offered to), then it is not offered.
+    let (status, v) = as_key(&app, "POST", &format!("{one}/accept"), buyer, None).await;
+    must(status, &v, StatusCode::OK);
+    assert_eq!(
+        (v["status"].as_str(), v["agent_id"].as_str()),
+        (Some("accepted"), Some(second.as_str()))
+    );
+    for action in ["accept", "reject"] {
+        let (status, v) = as_key(&app, "POST", &format!("{one}/{action}"), buyer, None).await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::CONFLICT, "assignment_not_offered"),
+            "{action}: {v}"
+        );
+    }
+    let (status, v) = as_key(&app, "POST", &format!("{one}/close"), agent, Some(&body)).await;
+    assert_eq!(
+        (status, code(&v)),
+        (StatusCode::CONFLICT, "wrong_agent"),
+        "close by {first}: {v}"
+    );
+    let (status, v) = as_key(&app, "POST", &format!("{one}/close"), agent, Some("null")).await;
+    must(status, &v, StatusCode::OK);
+    assert_eq!(v["status"], "closed", "{v}");
+    assert_eq!(admin.engine.router().open_count(), 0);
+    admin.engine.router().check_workloads().unwrap();
+    let (status, v) = as_key(&app, "POST", &format!("{one}/close"), agent, None).await;
+    assert_eq!(
+        (status, code(&v)),
+        (StatusCode::CONFLICT, "assignment_not_offered"),
+        "{v}"
+    );
+
+    // Lists and ids.
+    let (_, v) = as_key(&app, "GET", "/v1/assignments?status=closed", agent, None).await;
+    assert_eq!(v["assignments"][0]["id"].as_str(), Some(id.as_str()), "{v}");
+    let (_, v) = as_key(&app, "GET", "/v1/assignments?status=offered", agent, None).await;
+    assert_eq!(v["assignments"], serde_json::json!([]), "{v}");
+    let (status, v) = as_key(&app, "GET", "/v1/assignments?status=lost", agent, None).await;
+    assert_eq!(
+        (status, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_field"),
+        "{v}"
+    );
+    for path in [
+        "/v1/assignments/a_nope/accept".to_string(),
+        format!("/v1/assignments/a_{}/accept", "0".repeat(32)),
+    ] {
+        let (status, v) = as_key(&app, "POST", &path, buyer, None).await;
+        assert_eq!(
+            (status, code(&v)),
+            (StatusCode::NOT_FOUND, "not_found"),
+            "{path}: {v}"
+        );
+    }
+
+    // A replay of the journal rebuilds the store and the routing spec.
+    let market = leadex_engine::testing::market(&["acme"], vec![]);
+    let clock = Arc::new(leadex_engine::ManualClock::new(1_700_000_000_000));
+    let engine = leadex_engine::Engine::new(Default::default(), &market, clock).unwrap();
+    let replayed = AdminStore::default();
+    for event in journal.events() {
+        engine.apply(&event);
+        match &event {
+            leadex_engine::Event::Admin(r) => {
+                replayed.apply(r).unwrap();
+            }
+            leadex_engine::Event::Market(r) => {
+                replayed.apply_market(r).unwrap();
+            }
+            leadex_engine::Event::Routing(r) => {
+                replayed.apply_routing(r);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(replayed.image(), admin.store.image());
+    assert_eq!(engine.router().spec(), admin.engine.router().spec());
 }

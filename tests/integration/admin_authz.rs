@@ -6,6 +6,10 @@
 //! account `bravo` and seller `s2`. Both have real records made through the
 //! API (sales over the seller API, quotes, policies, commissions, agents,
 //! teams, webhooks, sources), and every path parameter names one of A's.
+//! Assignments are routed by the engine and journaled (the hot path's
+//! route is another part of the server), then the server restarts so that
+//! replay puts them in the admin store (the server's live feed of routing
+//! records to the store is not wired yet).
 //! The test proves that:
 //! - the matrix has exactly the routes of the OpenAPI document: a route
 //!   without a row, or a row without a route, fails the test;
@@ -400,6 +404,55 @@ fn table() -> Vec<Row> {
                 "name": "made by the matrix"}))
         }),
         row("GET", "/v1/teams", ACCOUNT, Filtered, |_, _| Req::none()).shows("team"),
+        // Routing: the buyer key and the manager set the agency's policy;
+        // the account's keys (agents too) work its assignments.
+        row(
+            "GET",
+            "/v1/agencies/{id}/routing",
+            BUYER_MANAGER,
+            NotFound,
+            |f, _| Req::at(f.a("buyer")),
+        )
+        .shows("buyer"),
+        row(
+            "PUT",
+            "/v1/agencies/{id}/routing",
+            BUYER_MANAGER,
+            NotFound,
+            |f, _| {
+                Req::at(f.a("buyer")).with(json!({"strategy": "least_loaded",
+                    "offer_timeout_s": 900, "route_campaigns": [f.a("campaign")]}))
+            },
+        ),
+        row("GET", "/v1/assignments", ACCOUNT, Filtered, |_, _| {
+            Req::none()
+        })
+        .shows("assignment"),
+        row("GET", "/v1/assignments/{id}", ACCOUNT, NotFound, |f, _| {
+            Req::at(f.a("assignment"))
+        })
+        .shows("assignment"),
+        row(
+            "POST",
+            "/v1/assignments/{id}/accept",
+            ACCOUNT,
+            NotFound,
+            |f, c| Req::at(f.fresh(c, "accept", "assignment")),
+        ),
+        row(
+            "POST",
+            "/v1/assignments/{id}/reject",
+            ACCOUNT,
+            NotFound,
+            |f, c| Req::at(f.fresh(c, "reject", "assignment")),
+        ),
+        row(
+            "POST",
+            "/v1/assignments/{id}/close",
+            ACCOUNT,
+            NotFound,
+            |f, c| Req::at(f.fresh(c, "close", "assignment")),
+        ),
         // Webhooks: the buyer key and the manager.
         row("POST", "/v1/webhooks", BUYER_MANAGER, NotFound, |f, _| {
             Req::body(json!({"url": f.hook_url, "events": ["lead.returned"], "buyer_id": A}))
@@ -970,6 +1023,25 @@ async fn fixtures(
     (f, principals)
 }
 
+/// Assignments of both accounts, offered to their agents: A's shared one
+/// (`assignment`, which refused calls must leave offered) and one per
+/// permitted caller and transition; B's own.
+async fn assignments(server: &leadex::run::Running, f: &mut Fixtures) {
+    use crate::admin_routing::{lead, route};
+    // The fixtures' agents are licensed for property in CA: home leads.
+    let home = || lead(leadex_engine::lead::Vertical::Home);
+    let id = route(server, A, home(), "matrix").await;
+    put(&mut f.a, "assignment", &id);
+    for label in FRESH {
+        for kind in ["accept", "reject", "close"] {
+            let id = route(server, A, home(), &format!("{kind} {label}")).await;
+            put(&mut f.a, &format!("{kind}/{label}"), &id);
+        }
+    }
+    let id = route(server, B, home(), "matrix").await;
+    put(&mut f.b, "assignment", &id);
+}
+
 /// Every id of `buyer`'s records, as an admin reads them.
 async fn account_ids(root: &Root<'_>, buyer: &str) -> BTreeSet<String> {
     let mut ids = BTreeSet::from([buyer.to_string()]);
@@ -991,6 +1063,7 @@ async fn account_ids(root: &Root<'_>, buyer: &str) -> BTreeSet<String> {
         "agents",
         "teams",
         "webhooks",
+        "assignments",
     ] {
         collect(
             &root
@@ -1085,6 +1158,7 @@ async fn state(root: &Root<'_>) -> BTreeMap<String, Value> {
         "/v1/teams",
         "/v1/webhooks",
         "/v1/audit?limit=1000",
+        "/v1/assignments?limit=1000",
     ]
     .map(String::from)
     .into();
@@ -1093,6 +1167,7 @@ async fn state(root: &Root<'_>) -> BTreeMap<String, Value> {
     }
     for buyer in [A, B] {
         paths.push(format!("/v1/commission-plans/{buyer}"));
+        paths.push(format!("/v1/agencies/{buyer}/routing"));
     }
     let mut all = BTreeMap::new();
     for path in paths {
@@ -1446,7 +1521,20 @@ async fn every_route_answers_every_role_and_tenant_as_the_permission_table_says(
         key: &root_key,
     };
     let (hook_addr, _received) = receiver().await;
-    let (f, principals) = fixtures(&root, server.addr, format!("http://{hook_addr}/hook")).await;
+    let (mut f, principals) =
+        fixtures(&root, server.addr, format!("http://{hook_addr}/hook")).await;
+    // Assignments: routed by the engine and journaled, as the server's
+    // routing will; the server does not feed its routing records to the
+    // admin store yet, so a restart replays them into it.
+    assignments(&server, &mut f).await;
+    server.shutdown().await.unwrap();
+    let server = start_admin(dir.path(), market(&[], vec![])).await;
+    let root = Root {
+        c: &c,
+        admin: server.admin_addr,
+        key: &root_key,
+    };
+    f.account_a_ids.extend(account_ids(&root, A).await);
     let setup_ms = started.elapsed().as_millis();
 
     // The routes are the server's own.

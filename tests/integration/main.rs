@@ -4,6 +4,7 @@
 
 mod admin_authz;
 mod admin_flow;
+mod admin_routing;
 mod concurrency;
 mod crash;
 mod flow;
