@@ -402,19 +402,8 @@ async fn decide(
     let action = match answer {
         Answer::Accept => Action::Accept(named),
         Answer::Reject => Action::Reject(named),
-        Answer::Close => {
-            // The engine's close names no agent: the holder is checked
-            // here (a reject racing this close is refused by the engine as
-            // busy, or leaves the assignment offered to another agent,
-            // which this check sees).
-            if let Some(agent) = named {
-                let held = engine.router().assignment(assignment_id);
-                if held.is_some_and(|s| s.agent_id.as_deref() != Some(agent)) {
-                    return Err(routing_error(RoutingError::WrongAgent));
-                }
-            }
-            Action::Close
-        }
+        // The engine checks the named agent under the assignment's lock.
+        Answer::Close => Action::Close(named),
     };
     let ticket = engine
         .decide_assignment(assignment_id, action)

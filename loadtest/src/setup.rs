@@ -84,6 +84,7 @@ pub fn agent_body(i: u32) -> Value {
         _ => {}
     }
     let (lead, _) = wire::lead_for(OFFICE_ZIP_SEED, u64::from(i));
+    let specialization = ["auto", "home", "life", "health", "medicare"][i as usize % 5];
     let mut body = json!({
         "id": agent_id(i),
         "buyer_id": AGENCY_ID,
@@ -93,6 +94,9 @@ pub fn agent_body(i: u32) -> Value {
         "languages": languages,
         "capacity": AGENT_CAPACITY,
         "zip": lead.ping.attributes.zip.to_string(),
+        "specializations": [specialization],
+        "quality_tier": i % 4,
+        "performance": {"conversion_bps": 500 + (i % 20) * 100, "median_response_s": 60 + (i % 30) * 20, "rating_centi": 300 + (i % 20) * 10},
         "active": true,
     });
     if i % CAPTIVE_EVERY == CAPTIVE_EVERY - 1 {

@@ -1,15 +1,12 @@
 //! `--setup-route` against a real admin API, then `--scenario route`
 //! against the same server, started in-process on free ports with the demo
-//! marketplace. Only what holds whichever way the agency's agents reach the
-//! router is asserted: every answer is an assignment (`offered`,
-//! `unassigned`) or, while the router has no agents for the account,
-//! `404 not_found`, and no checked answer breaks the factor sum.
+//! marketplace: every answer is an assignment (`offered` or `unassigned`),
+//! some are offered, and no checked answer breaks the factor sum.
 
 use leadex_loadtest::cli::{Options, Scenario};
 use leadex_loadtest::report::Kind;
 use leadex_loadtest::setup;
 use leadex_loadtest::slo::Slo;
-use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 
@@ -75,49 +72,8 @@ async fn setup_route_makes_the_account_and_the_route_scenario_counts_every_answe
         .expect("the run completes");
     let route = report.kind(Kind::Route).expect("routes were measured");
     assert_eq!(route.count, 100, "{report:#?}");
-    let assignments = route.won + route.no_bids.values().sum::<u64>();
-    let no_agents = route.errors.get("404 not_found").copied().unwrap_or(0);
-    assert_eq!(assignments + no_agents, route.count, "{report:#?}");
-    assert_eq!(route.invariant_violations, 0, "{report:#?}");
-    if assignments > 0 {
-        // Lead 100 (measured: the warm-up is leads 0 to 19) is checked.
-        assert!(route.checked >= 1, "{report:#?}");
-    }
-    let checks = Slo::default().check(&report);
-    assert!(checks
-        .iter()
-        .any(|c| c.name == "route answers whose factors do not add up to the score" && c.pass));
-    assert!(report.table().contains("route"));
-
-    // The agents as the router holds them once the admin API feeds it
-    // (another change; put directly here): real answers, offered, with
-    // candidates whose factors are checked.
-    for i in 0..3 {
-        let body = setup::agent_body(i);
-        let spec: leadex_engine::routing::spec::AgentSpec = serde_json::from_value(json!({
-            "id": body["id"],
-            "agency_id": setup::AGENCY_ID,
-            "licences": body["licences"],
-            "languages": body["languages"],
-            "capacity": body["capacity"],
-            "zip": body["zip"],
-            "captive_carrier": body.get("captive_carrier"),
-        }))
-        .unwrap();
-        assert!(server
-            .engine
-            .router()
-            .put(&leadex_engine::event::MarketChange::PutAgent(Box::new(
-                spec
-            ))));
-    }
-    let report = leadex_loadtest::run::run(&Options {
-        seed: 2,
-        ..options.clone()
-    })
-    .await
-    .expect("the run completes");
-    let route = report.kind(Kind::Route).expect("routes were measured");
+    // The agents made by the setup are routable: every answer is an
+    // assignment, some offered, and the checked ones add up.
     assert!(route.errors.is_empty(), "{report:#?}");
     assert_eq!(
         route.won + route.no_bids.values().sum::<u64>(),
@@ -125,15 +81,13 @@ async fn setup_route_makes_the_account_and_the_route_scenario_counts_every_answe
         "{report:#?}"
     );
     assert!(route.won > 0, "{report:#?}");
-    assert_eq!(
-        (route.checked, route.invariant_violations),
-        (1, 0),
-        "{report:#?}"
-    );
-    assert!(Slo::default()
-        .check(&report)
+    assert!(route.checked >= 1, "{report:#?}");
+    assert_eq!(route.invariant_violations, 0, "{report:#?}");
+    let checks = Slo::default().check(&report);
+    assert!(checks
         .iter()
-        .all(|c| c.pass || c.name.contains("p99")));
+        .any(|c| c.name == "route answers whose factors do not add up to the score" && c.pass));
+    assert!(report.table().contains("route"));
 
     // A key that may not route: every answer a failure, and the SLO says so.
     let report = leadex_loadtest::run::run(&Options {

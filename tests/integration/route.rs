@@ -310,9 +310,9 @@ async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent() {
     let mut server = spawn(&config, port, admin_port);
     ready(addr).await;
     let c = client();
-    // 8 agents × capacity 40 = 320 units: the run fills some agents, so
-    // capacity decides some routes while the process dies.
-    put_agents(&c, admin, ROOT, 8, 40).await;
+    // 8 agents × capacity 20 = 160 units: the run fills them, so capacity
+    // decides routes (unassigned) while the process dies.
+    put_agents(&c, admin, ROOT, 8, 20).await;
     let buyer = buyer_key(&c, admin, ROOT, "manager").await;
 
     let acked: Arc<parking_lot::Mutex<Vec<Acked>>> = Default::default();
@@ -349,8 +349,49 @@ async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent() {
             }
         }));
     }
+    // Agents reject offers meanwhile (through the admin API): each one
+    // gives a unit back and offers the lead to the next agent (escalation
+    // after 3 failures, unassigned after that).
+    let rejected: Arc<parking_lot::Mutex<Vec<(String, u32)>>> = Default::default();
+    {
+        let (acked, dead, rejected, key) =
+            (acked.clone(), dead.clone(), rejected.clone(), buyer.clone());
+        tasks.push(tokio::spawn(async move {
+            let c = client();
+            let mut k = 0usize;
+            while !dead.load(Ordering::Relaxed) {
+                let pick = {
+                    let a = acked.lock();
+                    (!a.is_empty()).then(|| a[(k * 7919) % a.len()].0.clone())
+                };
+                k += 1;
+                let Some(id) = pick else {
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                    continue;
+                };
+                let req =
+                    hyper::Request::post(format!("http://{admin}/v1/assignments/{id}/reject"))
+                        .header("authorization", format!("Bearer {key}"))
+                        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+                        .unwrap();
+                let Ok(resp) = c.request(req).await else {
+                    break;
+                };
+                let status = resp.status().as_u16();
+                let Ok(bytes) = http_body_util::BodyExt::collect(resp.into_body()).await else {
+                    break;
+                };
+                if status == 200 {
+                    let v: Value = serde_json::from_slice(&bytes.to_bytes()).unwrap();
+                    rejected
+                        .lock()
+                        .push((id, v["version"].as_u64().unwrap() as u32));
+                }
+            }
+        }));
+    }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while acked.lock().len() < 200 {
+    while acked.lock().len() < 300 || rejected.lock().len() < 30 {
         assert!(
             Instant::now() < deadline,
             "no progress: {} routed",
@@ -365,11 +406,14 @@ async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent() {
         t.await.unwrap();
     }
     let acked = acked.lock().clone();
+    let rejected = rejected.lock().clone();
 
     // Restart on the same data (in process, to look inside): every
-    // acknowledged assignment is there with its agent, the counters equal
-    // the open assignments, nobody is over capacity, and the assignments
-    // stored but not acknowledged are at most the ones in flight.
+    // acknowledged assignment is there with its agent (or, once an agent
+    // rejected it, at least at the version acknowledged), the counters
+    // equal the open assignments, nobody is over capacity, and the
+    // assignments stored but not acknowledged are at most the ones in
+    // flight.
     let loaded = leadex_config::load(Some(&config), Vec::new()).expect("config loads");
     let mut loaded = loaded;
     loaded.config.server.listen = "127.0.0.1:0".parse().unwrap();
@@ -377,28 +421,48 @@ async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent() {
     let running = leadex::run::start(loaded).await.expect("restarts");
     let router = running.engine.router();
     router.check_workloads().unwrap();
-    let mut offered = 0;
+    let mut last_rejected: HashMap<&str, u32> = HashMap::new();
+    for (id, version) in &rejected {
+        let v = last_rejected.entry(id.as_str()).or_default();
+        *v = (*v).max(*version);
+    }
+    let (mut offered, mut unassigned) = (0, 0);
     for (id, agent) in &acked {
-        let id = AssignmentId::parse(id).unwrap();
-        match (router.assignment(id), agent) {
-            (Some(s), Some(a)) => {
-                assert_eq!(s.agent_id.as_deref(), Some(a.as_str()));
+        let restored = router.assignment(AssignmentId::parse(id).unwrap());
+        match (restored, agent, last_rejected.get(id.as_str())) {
+            (Some(s), Some(a), None) => {
+                assert_eq!(s.agent_id.as_deref(), Some(a.as_str()), "{id}");
                 offered += 1;
             }
-            (None, None) => {} // unassigned: terminal, not held
-            (s, a) => panic!("acknowledged {id} ({a:?}) restored as {s:?}"),
+            (Some(s), Some(_), Some(v)) => {
+                assert!(s.version >= *v, "{id}: {s:?} older than {v}")
+            }
+            // Rejected until unassigned: terminal, not held.
+            (None, Some(_), Some(_)) => {}
+            (None, None, _) => unassigned += 1,
+            (s, a, v) => panic!("acknowledged {id} ({a:?}, rejected at {v:?}) restored as {s:?}"),
         }
     }
     let open = router.open_count();
+    let acked_ids: std::collections::HashSet<&str> =
+        acked.iter().map(|(id, _)| id.as_str()).collect();
+    let unacked_open = router
+        .image()
+        .open
+        .iter()
+        .filter(|s| !acked_ids.contains(s.id.to_string().as_str()))
+        .count();
     assert!(
-        open >= offered && open - offered <= 8,
-        "{open} open, {offered} acknowledged offers"
+        unacked_open <= 8,
+        "{unacked_open} open assignments nobody was told of"
     );
     let held: u32 = router.workloads().nonzero().iter().map(|(_, n)| n).sum();
     assert_eq!(held as usize, open);
+    assert!(held <= 8 * 20);
     eprintln!(
-        "route crash test: {} routes acknowledged ({offered} offered), {open} open after restart, {held} units held",
-        acked.len()
+        "route crash test: {} routes acknowledged ({offered} still offered, {unassigned} unassigned), {} rejections acknowledged; after restart {open} open, {held} units held, {unacked_open} stored but not acknowledged",
+        acked.len(),
+        rejected.len()
     );
     running.shutdown().await.unwrap();
 }

@@ -455,8 +455,9 @@ pub enum Action<'a> {
     Reject(Option<&'a str>),
     /// The offer's time is up (the sweeper).
     Expire,
-    /// The holder is done with it, or the offer is withdrawn.
-    Close,
+    /// The holder is done with it, or the offer is withdrawn (`None`:
+    /// whoever holds it).
+    Close(Option<&'a str>),
 }
 
 /// A decision waiting for the journal: exactly one of [`Router::commit`]
@@ -624,11 +625,24 @@ impl Router {
         &self.workloads
     }
 
-    /// The spec `change` would produce, validated, without applying it.
+    /// The spec `change` would produce, validated, without applying it:
+    /// the checks of [`RoutingSpec::validate`], and room for a new agent's
+    /// workload counter (what compiling the graph also needs).
     pub fn preview(&self, change: &MarketChange) -> Result<RoutingSpec, SpecError> {
         let mut spec = (*self.spec.load_full()).clone();
         put_routing(&mut spec, change);
         spec.validate()?;
+        if let MarketChange::PutAgent(a) = change {
+            if !self.workloads.has_room_for(&a.id) {
+                return Err(SpecError {
+                    path: "id".into(),
+                    message: format!(
+                        "the exchange routes to at most {} agents",
+                        super::WORKLOAD_SLOTS
+                    ),
+                });
+            }
+        }
         Ok(spec)
     }
 
@@ -773,7 +787,7 @@ impl Router {
         let graph = self.graph.load_full();
         let holder = s.agent_id.clone();
         let named = match action {
-            Action::Accept(a) | Action::Reject(a) => a,
+            Action::Accept(a) | Action::Reject(a) | Action::Close(a) => a,
             _ => None,
         };
         if named.is_some_and(|a| holder.as_deref() != Some(a)) {
@@ -787,13 +801,13 @@ impl Router {
             Action::Expire if s.offer_expires_at_ms > now_ms => {
                 return Err(RoutingError::NotOffered("not yet expired"))
             }
-            Action::Close if !s.status.holds_capacity() => {
+            Action::Close(_) if !s.status.holds_capacity() => {
                 return Err(RoutingError::NotOffered(s.status.as_str()))
             }
             Action::Accept(_) => RoutingChange::Accepted {
                 agent_id: holder.clone().unwrap_or_default(),
             },
-            Action::Close => RoutingChange::Closed {
+            Action::Close(_) => RoutingChange::Closed {
                 agent_id: holder.clone().unwrap_or_default(),
             },
             Action::Reject(_) | Action::Expire => {

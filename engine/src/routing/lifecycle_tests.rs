@@ -88,11 +88,11 @@ fn offered_accepted_closed_moves_the_workload_once_each() {
         e.decide_assignment(id, Action::Reject(None)).unwrap_err(),
         RoutingError::NotOffered("accepted")
     );
-    step(&e, &mut j, e.decide_assignment(id, Action::Close));
+    step(&e, &mut j, e.decide_assignment(id, Action::Close(None)));
     assert_eq!(open(&e, &o.agent_id), 0);
     assert!(e.router().assignment(id).is_none());
     assert_eq!(
-        e.decide_assignment(id, Action::Close).unwrap_err(),
+        e.decide_assignment(id, Action::Close(None)).unwrap_err(),
         RoutingError::NotFound
     );
     e.router().check_workloads().unwrap();
@@ -214,7 +214,7 @@ fn replay_of_the_records_rebuilds_the_same_routing_state() {
         &mut j,
         e.decide_assignment(ids[1], Action::Reject(None)),
     );
-    step(&e, &mut j, e.decide_assignment(ids[2], Action::Close));
+    step(&e, &mut j, e.decide_assignment(ids[2], Action::Close(None)));
     clock.advance_ms(300_001);
     for id in e.router().due_offers(e.now_ms(), 10) {
         step(&e, &mut j, e.decide_assignment(id, Action::Expire));
@@ -377,7 +377,7 @@ proptest! {
                                 let Some(id) = pick(k) else { continue };
                                 let action = match *op {
                                     Op::Accept(_) => Action::Accept(None),
-                                    Op::Close(_) => Action::Close,
+                                    Op::Close(_) => Action::Close(None),
                                     _ => Action::Reject(None),
                                 };
                                 if let Ok(t) = e.decide_assignment(id, action) {

@@ -169,6 +169,14 @@ impl Workloads {
         out
     }
 
+    /// True when `agent` has a slot or one is still free.
+    pub fn has_room_for(&self, agent: &str) -> bool {
+        // Relaxed: a check for the admin API's preview; `slot_of` is the
+        // hand-out that counts.
+        self.slot_by_id.contains_key(agent)
+            || (self.used.load(Ordering::Relaxed) as usize) < WORKLOAD_SLOTS
+    }
+
     /// Open assignments of `agent` (0 for an unknown one).
     pub fn open(&self, agent: &str) -> u32 {
         // Relaxed: a reading for people and tests; decisions use the CAS.
