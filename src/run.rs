@@ -163,6 +163,7 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             tx: sales_tx,
             store: admin_store.clone(),
         }),
+        route_wake: Arc::new(tokio::sync::Notify::new()),
     });
     let (stop, stop_rx) = watch::channel(false);
     let sweeper_app = app.clone();
@@ -173,8 +174,9 @@ pub async fn start(loaded: Loaded) -> anyhow::Result<Running> {
             tokio::select! {
                 _ = tick.tick() => {
                     sweeper_app.engine.sweep(SWEEP_ITEMS_MAX);
-                    server::routing_tick(&sweeper_app);
+                    server::routing_tick(&sweeper_app, true);
                 }
+                () = sweeper_app.route_wake.notified() => server::routing_tick(&sweeper_app, false),
                 _ = sweeper_stop.changed() => break,
             }
         }

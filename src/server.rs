@@ -53,6 +53,10 @@ pub struct App {
     /// never waits for it: a full queue leaves the ping uncounted, and
     /// the store says how many were.
     pub sales_feed: Option<AdminFeed>,
+    /// Wakes the sweeper's routing work early: a committed sale that
+    /// queued a lead for routing (delivery `route`) is routed at once
+    /// rather than at the next tick.
+    pub route_wake: Arc<tokio::sync::Notify>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -426,6 +430,7 @@ fn ping_counter(
 struct SettleOnce {
     inner: Option<(Arc<Engine>, Settlement, DurableSender)>,
     feed: Option<AdminFeed>,
+    route_wake: Arc<tokio::sync::Notify>,
 }
 
 /// Tells the waiting request how its sale ended.
@@ -437,6 +442,9 @@ impl SettleOnce {
             let outcome = match result {
                 Ok(_) => {
                     engine.commit(&settlement);
+                    if engine.router().backlog_len() > 0 {
+                        self.route_wake.notify_one();
+                    }
                     if let (Some(feed), leadex_engine::Event::LeadSold(sold)) =
                         (&self.feed, &settlement.event)
                     {
@@ -480,6 +488,7 @@ async fn durable_sale(
     let mut guard = SettleOnce {
         inner: Some((app.engine.clone(), settlement, tx)),
         feed: app.sales_feed.clone(),
+        route_wake: app.route_wake.clone(),
     };
     let callback = Box::new(move |result: Result<u64, JournalError>| guard.finish(result));
     // If `append` refuses, it drops the callback, and the guard rolls back.
@@ -729,7 +738,7 @@ const ROUTING_ITEMS_PER_TICK: usize = 2_000;
 /// `route` are routed. Each decision is journaled and committed in the
 /// journal's callback; nothing here waits for durability (a decision in
 /// flight is busy, so the next tick does not pick it again).
-pub fn routing_tick(app: &Arc<App>) {
+pub fn routing_tick(app: &Arc<App>, expire_offers: bool) {
     use leadex_engine::routing::assign::{journal_ticket, Action, RoutingError};
     let engine = &app.engine;
     let submit = |ticket| {
@@ -744,10 +753,16 @@ pub fn routing_tick(app: &Arc<App>) {
             }
         });
     };
-    for id in engine
-        .router()
-        .due_offers(engine.now_ms(), ROUTING_ITEMS_PER_TICK)
-    {
+    // The scan for due offers reads every open assignment: once per tick,
+    // not on every wake-up by a sale.
+    let due = if expire_offers {
+        engine
+            .router()
+            .due_offers(engine.now_ms(), ROUTING_ITEMS_PER_TICK)
+    } else {
+        Vec::new()
+    };
+    for id in due {
         // An error: answered or closed since the scan, or being decided.
         if let Ok(ticket) = engine.decide_assignment(id, Action::Expire) {
             submit(ticket);

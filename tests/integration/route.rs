@@ -466,3 +466,110 @@ async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent() {
     );
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lead_bought_by_a_campaign_whose_delivery_is_route_is_routed_within_seconds() {
+    use leadex_engine::lead::SaleType;
+    use leadex_engine::testing::campaign;
+    let dir = tempfile::tempdir().unwrap();
+    let m = market(
+        &["acme"],
+        vec![
+            campaign("routed", "acme", SaleType::Exclusive, 2_000),
+            campaign("plain", "acme", SaleType::Exclusive, 1_000),
+        ],
+    );
+    let running = start_admin(dir.path(), m.clone()).await;
+    let (addr, admin) = (running.addr, running.admin_addr);
+    let root = running.first_admin_key.clone().unwrap();
+    let c = client();
+    put_agents(&c, admin, &root, 3, 5).await;
+    let buyer = buyer_key(&c, admin, &root, "buyer").await;
+    let (status, v) = call(
+        &c,
+        admin,
+        "PUT",
+        "/v1/agencies/acme/routing",
+        &buyer,
+        Some(json!({"route_campaigns": ["routed"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    // Sold to `routed` (the higher price): routed by the sweeper.
+    let sold_at = Instant::now();
+    let (status, v) = post(
+        &c,
+        addr,
+        "/v1/leads",
+        Some(KEY),
+        &lead_json(&phone(1)).to_string(),
+    )
+    .await;
+    assert_eq!((status, v["status"].as_str()), (200, Some("sold")), "{v}");
+    let lead_id = v["lead_id"].as_str().unwrap().to_owned();
+    let assignment = loop {
+        let (status, list) = call(
+            &c,
+            admin,
+            "GET",
+            &format!("/v1/assignments?lead_id={lead_id}"),
+            &buyer,
+            None,
+        )
+        .await;
+        assert_eq!(status, 200, "{list}");
+        let items = list["assignments"].as_array().cloned().unwrap_or_default();
+        if let Some(a) = items.into_iter().next() {
+            break a;
+        }
+        assert!(
+            sold_at.elapsed() < Duration::from_secs(10),
+            "not routed in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let routed_in = sold_at.elapsed();
+    assert_eq!(assignment["status"], "offered", "{assignment}");
+    // One assignment per sold lead: its id is the lead's.
+    assert_eq!(
+        assignment["id"].as_str().unwrap(),
+        format!("a_{}", &lead_id[2..])
+    );
+    assert!(running.engine.router().backlog(10).is_empty());
+    eprintln!("auto-route: assignment visible {routed_in:?} after the sale");
+
+    // With no campaign listed any more, the next sale routes nothing.
+    let (status, _) = call(
+        &c,
+        admin,
+        "PUT",
+        "/v1/agencies/acme/routing",
+        &buyer,
+        Some(json!({"route_campaigns": []})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, v) = post(
+        &c,
+        addr,
+        "/v1/leads",
+        Some(KEY),
+        &lead_json(&phone(2)).to_string(),
+    )
+    .await;
+    let second = v["lead_id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, list) = call(
+        &c,
+        admin,
+        "GET",
+        &format!("/v1/assignments?lead_id={second}"),
+        &buyer,
+        None,
+    )
+    .await;
+    let items = list["assignments"].as_array().cloned().unwrap_or_default();
+    assert!(items.is_empty(), "{list}");
+    running.shutdown().await.unwrap();
+}
