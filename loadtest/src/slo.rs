@@ -25,13 +25,14 @@ pub struct Slo {
     pub post: KindSlo,
     /// Direct posts.
     pub direct_post: KindSlo,
-    /// Routes (`--scenario route`). `config/slo.toml` has no `[route]`
-    /// section yet, so when a file leaves it out [`ROUTE_SLO`] applies.
+    /// Routes (`--scenario route`); a file without a `[route]` section
+    /// (written before routes existed) gets [`ROUTE_SLO`].
     #[serde(default = "route_slo")]
     pub route: KindSlo,
 }
 
-/// The route bounds when the SLO file has no `[route]`: a route is
+/// The route bounds of `config/slo.toml`, also those of a file without
+/// `[route]`: a route is
 /// answered once its assignment is journaled, like a post, so the post's
 /// bounds.
 pub const ROUTE_SLO: KindSlo = KindSlo {
@@ -414,11 +415,17 @@ mod tests {
     #[test]
     fn routes_have_bounds_without_a_route_section_and_every_error_fails() {
         let slo = Slo::default();
-        assert_eq!(slo.route, ROUTE_SLO, "config/slo.toml has no [route] yet");
-        let custom =
-            format!("{DEFAULT_SLO_TOML}\n[route]\np99_ms = 20.0\nerror_share_max = 0.01\n");
+        assert_eq!(
+            slo.route, ROUTE_SLO,
+            "config/slo.toml and the default agree"
+        );
+        // A file written before routes existed: no [route] section.
+        let before_routes = DEFAULT_SLO_TOML.split("\n# Routes (").next().unwrap();
+        assert!(!before_routes.contains("[route]"));
+        assert_eq!(Slo::parse(before_routes).unwrap().route, ROUTE_SLO);
+        let custom = format!("{before_routes}\n[route]\np99_ms = 20.0\nerror_share_max = 0.01\n");
         assert_eq!(Slo::parse(&custom).unwrap().route.p99_ms, 20.0);
-        let bad = format!("{DEFAULT_SLO_TOML}\n[route]\np99_ms = 0\nerror_share_max = 0\n");
+        let bad = format!("{before_routes}\n[route]\np99_ms = 0\nerror_share_max = 0\n");
         assert!(Slo::parse(&bad).unwrap_err().contains("route.p99_ms"));
 
         let route = |outcomes: Vec<(Outcome, Invariant)>| {

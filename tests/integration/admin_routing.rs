@@ -234,14 +234,16 @@ async fn routed_leads_are_rejected_accepted_and_closed_through_the_admin_api_acr
         "assignment.closed",
         "assignment.unassigned",
     ];
-    api.must(
-        buyer,
-        "POST",
-        "/v1/webhooks",
-        Some(json!({"url": format!("http://{hook_addr}/hook"), "events": events})),
-        201,
-    )
-    .await;
+    let hook = api
+        .must(
+            buyer,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": format!("http://{hook_addr}/hook"), "events": events})),
+            201,
+        )
+        .await;
+    let hook_path = format!("/v1/webhooks/{}", hook["webhook"]["id"].as_str().unwrap());
 
     // Two leads routed by the engine, and an agent an older build stored
     // as an admin record only.
@@ -465,7 +467,17 @@ async fn routed_leads_are_rejected_accepted_and_closed_through_the_admin_api_acr
         ]
     );
 
-    // Across a restart: the same assignments, nothing sent twice.
+    // Across a restart: the same assignments, nothing sent twice. (A
+    // delivery is at least once: one whose outcome is not journaled yet
+    // is sent again after a restart, so wait until none is pending.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while api.must(buyer, "GET", &hook_path, None, 200).await["pending"] != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "deliveries stay pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let before = api.must(&root, "GET", "/v1/assignments", None, 200).await;
     server.shutdown().await.unwrap();
     let server = start_admin(dir.path(), seed).await;
