@@ -472,10 +472,7 @@ async fn routed_leads_are_rejected_accepted_and_closed_through_the_admin_api_acr
     // is sent again after a restart, so wait until none is pending.)
     let deadline = Instant::now() + Duration::from_secs(10);
     while api.must(buyer, "GET", &hook_path, None, 200).await["pending"] != 0 {
-        assert!(
-            Instant::now() < deadline,
-            "deliveries stay pending"
-        );
+        assert!(Instant::now() < deadline, "deliveries stay pending");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let before = api.must(&root, "GET", "/v1/assignments", None, 200).await;
