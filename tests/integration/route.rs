@@ -5,6 +5,7 @@
 //! `kill -9` of the real binary while routing leaves them consistent.
 
 use crate::admin_flow::{call, start_admin};
+use crate::services::StorageServices;
 use crate::support::*;
 use leadex_engine::routing::assign::{AssignmentId, Status};
 use leadex_engine::testing::market;
@@ -290,18 +291,32 @@ async fn get_status(c: &HttpClient, addr: SocketAddr) -> Option<u16> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent() {
+async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent_file_backend() {
+    kill_9_while_routing(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_routing_leaves_assignments_and_workloads_consistent_kafka_backend() {
+    kill_9_while_routing(Some(StorageServices::from_env("route-crash"))).await;
+}
+
+/// Routes (and rejections) from 9 clients, `kill -9` of the real binary,
+/// then a restart on the same storage: the file journal, or Kafka (Tansu,
+/// from `scripts/services`) with snapshots in Redis.
+async fn kill_9_while_routing(kafka: Option<StorageServices>) {
     let dir = tempfile::tempdir().unwrap();
     let m = market(&["acme"], vec![]);
     std::fs::write(dir.path().join("market.toml"), toml::to_string(&m).unwrap()).unwrap();
     let config = dir.path().join("leadex.toml");
     let data = dir.path().join("data");
+    let path = format!("path = {:?}\n", data.display().to_string());
+    let storage = match &kafka {
+        None => format!("[storage]\n{path}fsync = \"always\"\n"),
+        Some(s) => format!("[storage]\nbackend = \"kafka\"\n{path}{}", s.config_toml()),
+    };
     std::fs::write(
         &config,
-        format!(
-            "[storage]\npath = {:?}\nfsync = \"always\"\n\n[marketplace]\nfiles = [\"market.toml\"]\n",
-            data.display().to_string()
-        ),
+        format!("{storage}\n[marketplace]\nfiles = [\"market.toml\"]\n"),
     )
     .unwrap();
     let (port, admin_port) = (free_port(), free_port());
