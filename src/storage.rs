@@ -530,12 +530,7 @@ mod tests {
     fn home_lead() -> RouteLead {
         RouteLead {
             vertical: leadex_engine::lead::Vertical::Home,
-            state: leadex_engine::lead::UsState::parse("CA").unwrap(),
-            zip: leadex_engine::lead::Zip::parse("90210").unwrap(),
-            current_carrier: None,
-            language: None,
-            score_tier: 0,
-            referring_agent: None,
+            ..leadex_engine::testing::route_lead()
         }
     }
 

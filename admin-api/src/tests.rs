@@ -582,7 +582,6 @@ async fn a_change_the_journal_refuses_changes_nothing() {
 /// refusals; a replay of the journal rebuilds the same store and routing.
 #[tokio::test]
 async fn assignments_are_rejected_accepted_and_closed_through_the_engine() {
-    use leadex_engine::routing::assign::RouteLead;
     let journal = Arc::new(leadex_engine::MemoryJournal::default());
     let now = Arc::new(std::sync::atomic::AtomicI64::new(1_700_000_000_000));
     let admin = admin_over(journal.clone(), now);
@@ -760,15 +759,7 @@ async fn assignments_are_rejected_accepted_and_closed_through_the_engine() {
 
     // A lead routed by the engine (the route is another part of the
     // server): journaled and applied through the admin API's commit.
-    let lead = RouteLead {
-        vertical: leadex_engine::lead::Vertical::Auto,
-        state: leadex_engine::lead::UsState::parse("CA").unwrap(),
-        zip: leadex_engine::lead::Zip::parse("90210").unwrap(),
-        current_carrier: None,
-        language: None,
-        score_tier: 0,
-        referring_agent: None,
-    };
+    let lead = leadex_engine::testing::route_lead();
     let ticket = admin
         .engine
         .route_lead("acme", lead, None, Some("crm-1".into()))

@@ -32,12 +32,7 @@ const WAIT_MS_MAX: u64 = 10_000;
 pub(crate) fn lead(vertical: Vertical) -> RouteLead {
     RouteLead {
         vertical,
-        state: leadex_engine::lead::UsState::parse("CA").unwrap(),
-        zip: leadex_engine::lead::Zip::parse("90210").unwrap(),
-        current_carrier: None,
-        language: None,
-        score_tier: 0,
-        referring_agent: None,
+        ..leadex_engine::testing::route_lead()
     }
 }
 
