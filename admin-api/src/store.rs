@@ -1199,6 +1199,7 @@ mod tests {
                 agent_id: agent.into(),
                 expires_at_ms: 1_000,
                 escalated,
+                turn: None,
             }
         }
 

@@ -129,6 +129,9 @@ pub struct Offer {
     pub expires_at_ms: i64,
     /// True when this is the escalation to a manager.
     pub escalated: bool,
+    /// The round-robin turn the route that chose the agent took (see
+    /// `RouteOutcome::turn`); replay moves the agency's cursor past it.
+    pub turn: Option<u64>,
 }
 
 /// One transition of an assignment.
@@ -394,6 +397,8 @@ pub struct RoutingImage {
     pub done: Vec<(u128, u32, i64)>,
     /// Leads waiting to be routed, by lead id.
     pub backlog: Vec<Pending>,
+    /// Round-robin cursors that are not zero, by agency id.
+    pub cursors: Vec<(String, u64)>,
 }
 
 /// Why a routing request was refused, with a stable code.
@@ -741,6 +746,7 @@ impl Router {
             agent_id: graph.agents[x as usize].id.to_string(),
             expires_at_ms: now_ms + i64::from(offer_timeout_s) * 1_000,
             escalated: false,
+            turn: outcome.turn,
         });
         let record = RoutingRecord {
             assignment_id: id,
@@ -881,6 +887,7 @@ impl Router {
                 agent_id: graph.agents[m as usize].id.to_string(),
                 expires_at_ms,
                 escalated: true,
+                turn: None,
             });
             return (offer, manager, None);
         }
@@ -890,6 +897,7 @@ impl Router {
                     agent_id: graph.agents[x as usize].id.to_string(),
                     expires_at_ms,
                     escalated: false,
+                    turn: outcome.turn,
                 });
                 (offer, outcome.assigned, Some(outcome))
             }
@@ -969,6 +977,13 @@ impl Router {
             if self.open.contains_key(&id) || self.done.contains_key(&id) {
                 return false;
             }
+            if let RoutingChange::Created {
+                offer: Some(Offer { turn: Some(t), .. }),
+                ..
+            } = &record.change
+            {
+                self.workloads.advance_cursor(&state.agency_id, t + 1);
+            }
             if let Some(l) = state.lead_id {
                 self.backlog.remove(&l);
             }
@@ -995,6 +1010,13 @@ impl Router {
         }
         if let Some(agent) = moves.take {
             self.workloads.add(&agent);
+        }
+        if let RoutingChange::Declined {
+            next: Some(Offer { turn: Some(t), .. }),
+            ..
+        } = &record.change
+        {
+            self.workloads.advance_cursor(&cell.state.agency_id, t + 1);
         }
         if !cell.state.status.holds_capacity() {
             self.done.insert(id, (cell.state.version, record.at_ms));
@@ -1115,6 +1137,7 @@ impl Router {
             open,
             done,
             backlog,
+            cursors: self.workloads.cursors(),
         }
     }
 
@@ -1139,6 +1162,9 @@ impl Router {
         }
         for p in &image.backlog {
             self.backlog.insert(p.lead_id, p.clone());
+        }
+        for (agency, next) in &image.cursors {
+            self.workloads.advance_cursor(agency, *next);
         }
         Ok(())
     }

@@ -147,6 +147,7 @@ fn reference_route(g: &AgentGraph, req: &RouteRequest<'_>) -> Result<RouteOutcom
         });
     }
     let cap = |c: &Candidate| u64::from(g.agents[c.agent as usize].capacity);
+    let mut taken_turn = None;
     match policy.strategy {
         Strategy::Weighted => {
             cands.sort_by(|a, b| b.score.cmp(&a.score).then(a.agent.cmp(&b.agent)))
@@ -159,6 +160,7 @@ fn reference_route(g: &AgentGraph, req: &RouteRequest<'_>) -> Result<RouteOutcom
         Strategy::RoundRobin => {
             if !cands.is_empty() {
                 let turn = agency.cursor.fetch_add(1, Ordering::Relaxed);
+                taken_turn = Some(turn);
                 let n = agency.agents.len() as u64;
                 let start = agency.agents[(turn % n) as usize];
                 let split = cands.partition_point(|c| c.agent < start);
@@ -176,6 +178,7 @@ fn reference_route(g: &AgentGraph, req: &RouteRequest<'_>) -> Result<RouteOutcom
         candidates: cands,
         eligible,
         excluded,
+        turn: taken_turn,
     })
 }
 

@@ -169,6 +169,27 @@ impl Workloads {
         out
     }
 
+    /// Moves `agency`'s round-robin cursor to at least `next` (replay of a
+    /// journaled turn: the turn after it is the next one).
+    pub fn advance_cursor(&self, agency: &str, next: u64) {
+        // Relaxed: as the cursor's other uses; fetch_max keeps it monotonic.
+        self.cursor_of(&Arc::from(agency))
+            .fetch_max(next, Ordering::Relaxed);
+    }
+
+    /// Every agency's round-robin cursor that is not zero, by id.
+    pub fn cursors(&self) -> Vec<(String, u64)> {
+        let mut out: Vec<(String, u64)> = self
+            .cursors
+            .iter()
+            // Relaxed: a reading for images and tests.
+            .map(|e| (e.key().to_string(), e.value().load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n != 0)
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
     /// True when `agent` has a slot or one is still free.
     pub fn has_room_for(&self, agent: &str) -> bool {
         // Relaxed: a check for the admin API's preview; `slot_of` is the
@@ -405,6 +426,10 @@ pub struct RouteOutcome {
     pub eligible: u32,
     /// Agents of the agency left out, by [`Excluded`] reason.
     pub excluded: [u32; EXCLUDED_REASONS],
+    /// The round-robin turn this route took (the agency cursor's value),
+    /// for round-robin agencies with a candidate: journaled with the
+    /// offer, so a restart resumes the turn order.
+    pub turn: Option<u64>,
 }
 
 /// Why a route could not run.
@@ -1047,6 +1072,7 @@ impl AgentGraph {
         all.clear();
         head.clear();
         let weighted = policy.strategy == Strategy::Weighted;
+        let mut taken_turn = None;
         let eligible = if policy.strategy == Strategy::RoundRobin {
             let eligible =
                 self.scan::<false>(roster, &cx, &p, &mut scratch, &mut excluded, &mut all);
@@ -1057,6 +1083,7 @@ impl AgentGraph {
                 // Relaxed: the cursor only spreads load; any interleaving
                 // of two routes is a valid turn order.
                 let turn = agency.cursor.fetch_add(1, Ordering::Relaxed);
+                taken_turn = Some(turn);
                 let n = agency.agents.len() as u64;
                 let start = agency.agents[(turn % n) as usize];
                 let split = all.partition_point(|c| c.agent < start);
@@ -1138,6 +1165,7 @@ impl AgentGraph {
             candidates: ranked,
             eligible,
             excluded,
+            turn: taken_turn,
         })
     }
 }
