@@ -299,28 +299,28 @@ async fn read_body(app: &App, req: Request<Incoming>) -> Result<Vec<u8>, wire::P
     }
 }
 
+fn unauthorized() -> wire::ProtocolError {
+    protocol_error(
+        wire::ErrorCode::Unauthorized,
+        "a valid 'Authorization: Bearer <key>' header is required",
+    )
+}
+
+/// The key of an `Authorization: Bearer <key>` header: 1 to 256 bytes.
+fn bearer_key(req: &Request<Incoming>) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(leadex_admin_api::keys::bearer_token)
+        .filter(|k| !k.is_empty() && k.len() <= 256)
+}
+
 fn authenticate(
     app: &App,
     req: &Request<Incoming>,
 ) -> Result<leadex_engine::snapshot::Seller, wire::ProtocolError> {
-    let unauthorized = || {
-        protocol_error(
-            wire::ErrorCode::Unauthorized,
-            "a valid 'Authorization: Bearer <key>' header is required",
-        )
-    };
-    let value = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or_else(unauthorized)?;
-    let key = value
-        .to_str()
-        .ok()
-        .and_then(leadex_admin_api::keys::bearer_token)
-        .ok_or_else(unauthorized)?;
-    if key.is_empty() || key.len() > 256 {
-        return Err(unauthorized());
-    }
+    let key = bearer_key(req).ok_or_else(unauthorized)?;
     let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
     app.engine.authenticate(&digest).ok_or_else(unauthorized)
 }
@@ -552,19 +552,7 @@ fn routing_agency(
     app: &App,
     req: &Request<Incoming>,
 ) -> Result<(leadex_admin_api::keys::Role, Option<String>), wire::ProtocolError> {
-    let unauthorized = || {
-        protocol_error(
-            wire::ErrorCode::Unauthorized,
-            "a valid 'Authorization: Bearer <key>' header is required",
-        )
-    };
-    let secret = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(leadex_admin_api::keys::bearer_token)
-        .filter(|k| !k.is_empty() && k.len() <= 256)
-        .ok_or_else(unauthorized)?;
+    let secret = bearer_key(req).ok_or_else(unauthorized)?;
     let store = &app.sales_feed.as_ref().ok_or_else(unauthorized)?.store;
     let key = store
         .authenticate(
@@ -642,11 +630,7 @@ async fn route_request(
 fn encode_route(ticket: &leadex_engine::routing::assign::RoutingTicket, out: &mut Vec<u8>) {
     use leadex_engine::routing::assign::RoutingChange;
     let graph = &ticket.graph;
-    let offer = match &ticket.record.change {
-        RoutingChange::Created { offer, .. } => offer.as_ref(),
-        RoutingChange::Declined { next, .. } => next.as_ref(),
-        _ => None,
-    };
+    let offer = ticket.record.change.new_offer();
     let strategy = match &ticket.record.change {
         RoutingChange::Created { agency_id, .. } => graph.agency(agency_id),
         _ => None,

@@ -247,14 +247,15 @@ pub(crate) async fn list(
     let q = query.0;
     let limit = crate::json::limit(q.limit)?;
     let account = caller.account(q.buyer_id.as_deref())?;
-    let status: Option<AssignmentStatus> = match &q.status {
-        Some(s) => Some(
-            serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
+    let status: Option<AssignmentStatus> = q
+        .status
+        .as_deref()
+        .map(|s| {
+            crate::json::wire_enum(s).ok_or_else(|| {
                 ApiError::invalid("status", "must be offered, accepted, unassigned or closed")
-            })?,
-        ),
-        None => None,
-    };
+            })
+        })
+        .transpose()?;
     let page = state.admin.store.read(|s| {
         // A cursor naming an assignment the caller cannot see is as
         // unknown as one naming none (an empty page), so that a foreign

@@ -147,6 +147,12 @@ where
 /// Most items a list answers with.
 pub const LIST_LIMIT_MAX: u32 = 1_000;
 
+/// The enum `T` a query parameter names by its wire name (serde's name),
+/// if it names one.
+pub fn wire_enum<T: DeserializeOwned>(name: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
 /// A list's `limit` parameter: 100 when absent, 1 to 1000.
 pub fn limit(asked: Option<u32>) -> Result<usize, ApiError> {
     match asked.unwrap_or(100) {

@@ -125,19 +125,18 @@ pub(crate) async fn list(
     let q = query.0;
     let limit = crate::json::limit(q.limit)?;
     let account = caller.account(q.buyer_id.as_deref())?;
-    let status: Option<LeadStatus> = match &q.status {
-        Some(s) => Some(
-            serde_json::from_value(serde_json::Value::String(s.clone())).map_err(|_| {
+    let status: Option<LeadStatus> = q
+        .status
+        .as_deref()
+        .map(|s| {
+            crate::json::wire_enum(s).ok_or_else(|| {
                 ApiError::invalid("status", "must be new, contacted, quoted, bound or lost")
-            })?,
-        ),
-        None => None,
-    };
+            })
+        })
+        .transpose()?;
     // Parsed once, not per lead; a name that is no vertical matches nothing.
-    let vertical: Option<Option<leadex_engine::lead::Vertical>> = q
-        .vertical
-        .as_ref()
-        .map(|v| serde_json::from_value(serde_json::Value::String(v.clone())).ok());
+    let vertical: Option<Option<leadex_engine::lead::Vertical>> =
+        q.vertical.as_ref().map(|v| crate::json::wire_enum(v));
     let page = state.admin.store.read(|s| {
         // A cursor naming a lead the caller cannot see is as unknown as one
         // naming no lead (an empty page): answering the page before it

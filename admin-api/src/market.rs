@@ -44,7 +44,7 @@ pub(crate) fn spec_error(e: SpecError) -> ApiError {
 pub(crate) fn preview(
     state: &AppState,
     change: &MarketChange,
-) -> Result<MarketplaceSpec, ApiError> {
+) -> Result<std::sync::Arc<MarketplaceSpec>, ApiError> {
     state
         .admin
         .engine

@@ -587,8 +587,8 @@ pub(crate) async fn funnel(
     let r = range(q.from.as_deref(), q.to.as_deref(), admin.now_ms())?;
     let vertical: Option<String> = match &q.vertical {
         Some(v) => {
-            let parsed: Vertical = serde_json::from_value(serde_json::Value::String(v.clone()))
-                .map_err(|_| ApiError::invalid("vertical", "is not a vertical"))?;
+            let parsed: Vertical = crate::json::wire_enum(v)
+                .ok_or_else(|| ApiError::invalid("vertical", "is not a vertical"))?;
             Some(wire_name(&parsed))
         }
         None => None,

@@ -395,19 +395,21 @@ impl Engine {
 
     /// The marketplace `change` would produce, validated, without applying
     /// it: the admin API checks a change with it before journaling it.
-    /// A refund changes no record and is always valid.
+    /// A refund changes no record and is always valid; a routing change
+    /// (checked against the routing spec) leaves the marketplace as it is,
+    /// so the one in force is returned without a copy.
     pub fn preview_market_change(
         &self,
         change: &MarketChange,
-    ) -> Result<MarketplaceSpec, SpecError> {
-        let mut market = (*self.market.load_full()).clone();
-        if crate::routing::assign::put_routing(&mut Default::default(), change) {
+    ) -> Result<Arc<MarketplaceSpec>, SpecError> {
+        if change.is_routing() {
             self.router.preview(change)?;
-            return Ok(market);
+            return Ok(self.market.load_full());
         }
+        let mut market = (*self.market.load_full()).clone();
         put_record(&mut market, change);
         market.validate()?;
-        Ok(market)
+        Ok(Arc::new(market))
     }
 
     /// Lead routing (agents, assignments, backlog).
@@ -1023,9 +1025,7 @@ impl Engine {
                             .fetch_add(*cents, Ordering::Relaxed);
                         true
                     }
-                    routing @ (MarketChange::PutAgent(_)
-                    | MarketChange::PutTeam(_)
-                    | MarketChange::PutAgency(_)) => self.router.put(routing),
+                    routing if routing.is_routing() => self.router.put(routing),
                     put => {
                         let _writer = self.market_write.lock();
                         let mut market = (*self.market.load_full()).clone();

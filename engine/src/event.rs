@@ -107,6 +107,17 @@ pub enum MarketChange {
     PutAgency(AgencySpec),
 }
 
+impl MarketChange {
+    /// True for the changes routing applies (agents, teams, agency
+    /// policies): they rebuild the agent graph, not the marketplace.
+    pub fn is_routing(&self) -> bool {
+        matches!(
+            self,
+            MarketChange::PutAgent(_) | MarketChange::PutTeam(_) | MarketChange::PutAgency(_)
+        )
+    }
+}
+
 /// A bid as remembered with its ping.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BidRecord {

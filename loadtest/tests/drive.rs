@@ -2,25 +2,15 @@
 //! demo marketplace, at low rates for a few seconds, and checks the counts,
 //! the rate search with its baseline, and the exit codes.
 
+mod common;
+
+use common::start_demo_server;
 use leadex_loadtest::cli::{Options, Scenario};
 use leadex_loadtest::findmax::Plan;
 use leadex_loadtest::report::Kind;
 use leadex_loadtest::slo::Slo;
 use std::path::Path;
 use std::time::Duration;
-
-async fn start_demo_server(data_dir: &Path) -> leadex::run::Running {
-    let config_path = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../config/leadex.toml"
-    ));
-    let mut loaded =
-        leadex_config::load(Some(config_path), std::iter::empty()).expect("the demo config loads");
-    loaded.config.storage.path = data_dir.to_path_buf();
-    loaded.config.server.listen = "127.0.0.1:0".parse().unwrap();
-    loaded.config.admin.listen = "127.0.0.1:0".parse().unwrap();
-    leadex::run::start(loaded).await.expect("server starts")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_post_at_200_per_second_for_3_seconds_gets_every_answer() {

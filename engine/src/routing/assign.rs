@@ -175,6 +175,18 @@ pub enum RoutingChange {
     },
 }
 
+impl RoutingChange {
+    /// The offer this change makes: the first one, or the next after a
+    /// decline.
+    pub fn new_offer(&self) -> Option<&Offer> {
+        match self {
+            RoutingChange::Created { offer, .. } => offer.as_ref(),
+            RoutingChange::Declined { next, .. } => next.as_ref(),
+            RoutingChange::Accepted { .. } | RoutingChange::Closed { .. } => None,
+        }
+    }
+}
+
 /// A transition as the journal carries it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RoutingRecord {
@@ -478,7 +490,6 @@ pub struct RoutingTicket {
     pub graph: Arc<AgentGraph>,
     /// Agent index whose capacity was reserved for the new offer.
     reserved: Option<u32>,
-    created: Option<AssignmentState>,
 }
 
 impl RoutingTicket {
@@ -760,13 +771,11 @@ impl Router {
                 offer,
             },
         };
-        let created = AssignmentState::created(&record);
         Ok(RoutingTicket {
             reserved: outcome.assigned,
             outcome: Some(outcome),
             graph,
             record,
-            created,
         })
     }
 
@@ -834,7 +843,6 @@ impl Router {
                     outcome,
                     graph,
                     reserved,
-                    created: None,
                 });
             }
         };
@@ -850,7 +858,6 @@ impl Router {
             outcome: None,
             graph,
             reserved: None,
-            created: None,
         })
     }
 
@@ -910,21 +917,8 @@ impl Router {
     pub fn commit(&self, ticket: &RoutingTicket) {
         let id = ticket.record.assignment_id;
         self.stats.count(&ticket.record.change);
-        if let Some(state) = &ticket.created {
-            if let Some(l) = state.lead_id {
-                self.backlog.remove(&l);
-            }
-            if state.status.holds_capacity() {
-                self.open.insert(
-                    id,
-                    Arc::new(Mutex::new(Cell {
-                        state: state.clone(),
-                        busy: false,
-                    })),
-                );
-            } else {
-                self.done.insert(id, (state.version, state.updated_at_ms));
-            }
+        if let Some(state) = AssignmentState::created(&ticket.record) {
+            self.install(state);
             self.creating.remove(&id);
             return;
         }
@@ -945,12 +939,7 @@ impl Router {
             self.workloads.sub(&agent);
         }
         // `moves.take` was reserved when deciding.
-        if !cell.state.status.holds_capacity() {
-            self.done
-                .insert(id, (cell.state.version, ticket.record.at_ms));
-            drop(cell);
-            self.open.remove(&id);
-        }
+        self.retire_if_terminal(id, cell);
     }
 
     /// The ticket's record could not be made durable: give back the
@@ -959,43 +948,32 @@ impl Router {
         if let Some(x) = ticket.reserved {
             ticket.graph.release(x);
         }
-        if ticket.created.is_none() {
-            if let Some(cell) = self.open.get(&ticket.record.assignment_id) {
-                cell.lock().busy = false;
-            }
-        } else {
-            self.creating.remove(&ticket.record.assignment_id);
+        let id = ticket.record.assignment_id;
+        if matches!(ticket.record.change, RoutingChange::Created { .. }) {
+            self.creating.remove(&id);
+        } else if let Some(cell) = self.open.get(&id) {
+            cell.lock().busy = false;
         }
     }
 
     /// Applies a journaled record (replay): the same state change as
-    /// [`Router::commit`], with both counter moves. False when it changed
-    /// nothing (a duplicate, or not the next version).
+    /// [`Router::commit`], with both counter moves, and the agency's
+    /// round-robin cursor moved past the offer's turn. False when it
+    /// changed nothing (a duplicate, or not the next version).
     pub fn apply(&self, record: &RoutingRecord) -> bool {
         let id = record.assignment_id;
+        let turn = record.change.new_offer().and_then(|o| o.turn);
         if let Some(state) = AssignmentState::created(record) {
             if self.open.contains_key(&id) || self.done.contains_key(&id) {
                 return false;
             }
-            if let RoutingChange::Created {
-                offer: Some(Offer { turn: Some(t), .. }),
-                ..
-            } = &record.change
-            {
+            if let Some(t) = turn {
                 self.workloads.advance_cursor(&state.agency_id, t + 1);
-            }
-            if let Some(l) = state.lead_id {
-                self.backlog.remove(&l);
             }
             if let Some(agent) = &state.agent_id {
                 self.workloads.add(agent);
             }
-            if state.status.holds_capacity() {
-                self.open
-                    .insert(id, Arc::new(Mutex::new(Cell { state, busy: false })));
-            } else {
-                self.done.insert(id, (state.version, state.updated_at_ms));
-            }
+            self.install(state);
             return true;
         }
         let Some(cell) = self.open.get(&id).map(|c| c.clone()) else {
@@ -1011,19 +989,38 @@ impl Router {
         if let Some(agent) = moves.take {
             self.workloads.add(&agent);
         }
-        if let RoutingChange::Declined {
-            next: Some(Offer { turn: Some(t), .. }),
-            ..
-        } = &record.change
-        {
+        if let Some(t) = turn {
             self.workloads.advance_cursor(&cell.state.agency_id, t + 1);
         }
+        self.retire_if_terminal(id, cell);
+        true
+    }
+
+    /// Holds a new assignment: open while it holds capacity, else
+    /// remembered as terminal; its lead leaves the backlog.
+    fn install(&self, state: AssignmentState) {
+        let id = state.id;
+        if let Some(l) = state.lead_id {
+            self.backlog.remove(&l);
+        }
+        if state.status.holds_capacity() {
+            self.open
+                .insert(id, Arc::new(Mutex::new(Cell { state, busy: false })));
+        } else {
+            self.done.insert(id, (state.version, state.updated_at_ms));
+        }
+    }
+
+    /// After a transition: a terminal assignment leaves the open ones and
+    /// is remembered by its version (the cell's lock is let go first: the
+    /// map's shard lock is never taken under it).
+    fn retire_if_terminal(&self, id: AssignmentId, cell: parking_lot::MutexGuard<'_, Cell>) {
         if !cell.state.status.holds_capacity() {
-            self.done.insert(id, (cell.state.version, record.at_ms));
+            self.done
+                .insert(id, (cell.state.version, cell.state.updated_at_ms));
             drop(cell);
             self.open.remove(&id);
         }
-        true
     }
 
     /// An open assignment.
